@@ -1,0 +1,157 @@
+"""Read one layer's residual stream for the counted tokens of many texts, as cheaply as possible.
+
+Owns: length-bucketed batching, padding masks, dtype, and running the LM only up to the hooked
+layer (a forward hook stops the forward there: no later layer and no logits ever run). Must not:
+know about SAEs or pooling; ``FeatureSpace`` and SAE training both build on this.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import torch
+
+from .errors import FacInputError, FacModelError
+from .tokenization import TextItem, TextRule, Tokenized, tokenize
+
+
+class _StopForward(Exception):
+    """Raised by the layer hook to end the forward once the layer we read has run."""
+
+
+@dataclass
+class ResidualBatch:
+    """Counted-token residuals of one batch of texts."""
+
+    text_ids: list[int]
+    """Positions, in the caller's list, of the texts in this batch (in batch order)."""
+    residuals: torch.Tensor
+    """``[n_counted_tokens, d_model]``, the texts' counted tokens one after another."""
+    lengths: list[int]
+    """Counted tokens per text, in batch order (they sum to ``residuals.shape[0]``)."""
+    n_tokens: int
+    """Tokens run through the model, padding excluded (scaffolding included)."""
+
+
+def hook_for_layer(layer: int) -> str:
+    """The module path of decoder layer ``layer`` in Llama-style HF models (``model.layers.N``)."""
+    return f"model.layers.{layer}"
+
+
+def layer_of_hook(hook: str) -> int | None:
+    """Inverse of :func:`hook_for_layer` where the hook names a numbered layer."""
+    tail = hook.rsplit(".", 1)[-1]
+    return int(tail) if tail.isdigit() else None
+
+
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX).
+
+    Without those instructions bf16 is emulated: measured 3.4x *slower* than fp32 for the
+    default LM on an AVX-512 Xeon without them, against ~1.7x faster on one with them.
+    """
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def auto_dtype(device: torch.device) -> torch.dtype:
+    """bf16 where the hardware runs it natively, else fp32."""
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float32
+    if device.type == "cpu" and cpu_has_bf16():
+        return torch.bfloat16
+    return torch.float32
+
+
+class LayerReader:
+    """An LM cut at one layer, with the tokenisation rule that says which tokens count."""
+
+    def __init__(self, model, tokenizer, hook: str, rule: TextRule):
+        self.model = model
+        self.tokenizer = tokenizer
+        self.hook = hook
+        self.rule = rule
+        try:
+            self.module = model.get_submodule(hook)
+        except AttributeError as err:
+            n_layers = getattr(model.config, "num_hidden_layers", None)
+            raise FacModelError(
+                f"hook {hook!r} names no module of {type(model).__name__}"
+                + (f" (it has layers 0..{n_layers - 1}: use 'model.layers.N')" if n_layers else "")
+            ) from err
+        self.d_model = int(model.config.hidden_size)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def tokenize_all(self, items: Sequence[TextItem]) -> list[Tokenized]:
+        """Tokenise every item and warn once if any was longer than the context."""
+        out = [tokenize(self.tokenizer, item, self.rule) for item in items]
+        n_cut = sum(t.truncated for t in out)
+        if n_cut:
+            warnings.warn(
+                f"{n_cut} of {len(out)} texts exceed max_length={self.rule.max_length} tokens and were truncated",
+                stacklevel=3,
+            )
+        return out
+
+    def batches(self, tokenized: Sequence[Tokenized], batch_size: int) -> Iterator[list[int]]:
+        """Indices of texts, longest first, in batches of similar length (little padding)."""
+        if batch_size < 1:
+            raise FacInputError(f"batch_size={batch_size} must be at least 1")
+        order = sorted(range(len(tokenized)), key=lambda i: (-len(tokenized[i].input_ids), i))
+        for start in range(0, len(order), batch_size):
+            yield order[start : start + batch_size]
+
+    @torch.inference_mode()
+    def read(self, tokenized: Sequence[Tokenized], ids: list[int]) -> ResidualBatch:
+        """Run texts ``ids`` up to the hooked layer; return the counted tokens' residuals."""
+        width = max(len(tokenized[i].input_ids) for i in ids)
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
+        attention = torch.zeros((len(ids), width), dtype=torch.long)
+        counted = torch.zeros((len(ids), width), dtype=torch.bool)
+        for row, i in enumerate(ids):
+            t = tokenized[i]
+            n = len(t.input_ids)
+            input_ids[row, :n] = torch.tensor(t.input_ids)
+            attention[row, :n] = 1
+            counted[row, :n] = torch.tensor(t.counted)
+        hidden = self.forward_to_layer(input_ids.to(self.device), attention.to(self.device))
+        counted = counted.to(hidden.device)
+        return ResidualBatch(
+            text_ids=list(ids),
+            residuals=hidden[counted],
+            lengths=counted.sum(dim=1).tolist(),
+            n_tokens=int(attention.sum()),
+        )
+
+    def forward_to_layer(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """``[batch, seq, d_model]`` output of the hooked module; later layers never run."""
+        captured: list[torch.Tensor] = []
+
+        def stop(_module, _inputs, output):
+            captured.append(output[0] if isinstance(output, tuple) else output)
+            raise _StopForward
+
+        handle = self.module.register_forward_hook(stop)
+        try:
+            self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+        except _StopForward:
+            pass
+        finally:
+            handle.remove()
+        if not captured:
+            raise FacModelError(f"hook {self.hook!r} never ran during the forward pass")
+        return captured[0]

@@ -1,0 +1,129 @@
+"""The tokenisation rule: which tokens of a text count as that text's tokens.
+
+Owns: validating user items (a string or a list of chat messages), rendering them with the
+model's chat template or raw behind one special token, and marking the *counted* tokens. Must
+not: run a model.
+
+The rule (stored with a feature space, part of its fingerprint):
+
+- ``format="chat"``: a string becomes one user turn; a list of ``{"role", "content"}`` messages is
+  rendered as given. Only the characters of message contents count, never the template's
+  scaffolding or its default system prompt.
+- ``format="raw"``: the text is encoded as is, behind one leading special token that takes
+  position 0, the attention sink (its residual norm is ~100x the usual), so no word is lost to it.
+
+>>> from transformers import AutoTokenizer
+>>> from fac_metric.models import default_lm_dir
+>>> tok = AutoTokenizer.from_pretrained(default_lm_dir())
+>>> enc = tokenize(tok, "Hello world", TextRule("raw", 64))
+>>> [tok.decode(i) for i, c in zip(enc.input_ids, enc.counted) if c]
+['Hello', ' world']
+>>> enc = tokenize(tok, "Hello world", TextRule("chat", 64))
+>>> [tok.decode(i) for i, c in zip(enc.input_ids, enc.counted) if c]
+['Hello', ' world']
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal, NamedTuple, Sequence, Union
+
+from .errors import FacInputError
+
+Message = dict
+TextItem = Union[str, Sequence[Message]]
+"""What ``encode`` accepts per text: a string, or a chat as a list of role/content messages."""
+
+FORMATS = ("chat", "raw")
+
+
+@dataclass(frozen=True)
+class TextRule:
+    """How texts become counted tokens: the format and the context length (longer texts are cut)."""
+
+    format: Literal["chat", "raw"] = "chat"
+    max_length: int = 512
+
+    def __post_init__(self) -> None:
+        if self.format not in FORMATS:
+            raise FacInputError(f"format={self.format!r} is not one of {FORMATS}")
+        if self.max_length < 2:
+            raise FacInputError(f"max_length={self.max_length} must be at least 2 tokens")
+
+
+class Tokenized(NamedTuple):
+    """One text after the tokenisation rule."""
+
+    input_ids: list[int]
+    """Token ids fed to the model, scaffolding included."""
+    counted: list[bool]
+    """Per token: whether it is one of the text's own tokens (pooled over), or scaffolding."""
+    truncated: bool
+    """Whether the text was cut at ``max_length`` tokens."""
+
+
+def check_item(item: Any, index: int) -> TextItem:
+    """Return ``item`` if it is a string or a list of chat messages, else raise a clear error."""
+    if isinstance(item, str):
+        return item
+    if isinstance(item, (list, tuple)) and item and all(
+        isinstance(m, dict) and isinstance(m.get("content"), str) and isinstance(m.get("role"), str) for m in item
+    ):
+        return item
+    if item is None:
+        raise FacInputError(f"text {index} is None: drop missing rows first (e.g. ds.filter(lambda r: r['text'] is not None))")
+    kind = type(item).__name__
+    raise FacInputError(
+        f"text {index} is a {kind}, not a string or a list of {{'role', 'content'}} messages: {str(item)[:60]!r}"
+    )
+
+
+def check_items(items: Any) -> list[TextItem]:
+    """Validate a whole collection of texts; refuse a bare string and an empty collection."""
+    if isinstance(items, (str, bytes)):
+        raise FacInputError("expected a list of texts, got a single string: wrap it as [text]")
+    if items is None:
+        raise FacInputError("texts is None: pass a list of strings or chats")
+    items = list(items)
+    if not items:
+        raise FacInputError("no texts to encode: pass at least one string or chat")
+    return [check_item(item, i) for i, item in enumerate(items)]
+
+
+def tokenize(tokenizer, item: TextItem, rule: TextRule) -> Tokenized:
+    """Apply the tokenisation rule to one validated item (see the module docstring)."""
+    if rule.format == "raw" and isinstance(item, str):
+        lead = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
+        ids = [lead] + tokenizer(item, add_special_tokens=False).input_ids
+        counted = [False] + [True] * (len(ids) - 1)
+    else:
+        messages = [{"role": "user", "content": item}] if isinstance(item, str) else list(item)
+        rendered = tokenizer.apply_chat_template(messages, tokenize=False)
+        spans = _content_spans(rendered, messages)
+        enc = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+        ids = enc.input_ids
+        counted = [_inside(start, end, spans) for start, end in enc.offset_mapping]
+    truncated = len(ids) > rule.max_length
+    return Tokenized(ids[: rule.max_length], counted[: rule.max_length], truncated)
+
+
+def _content_spans(rendered: str, messages: Sequence[Message]) -> list[tuple[int, int]]:
+    """Character spans of each message's content inside the rendered chat, found in order."""
+    spans, cursor = [], 0
+    for message in messages:
+        content = message["content"]
+        if not content:
+            continue
+        start = rendered.find(content, cursor)
+        if start < 0:  # the template rewrote the content (e.g. stripped it): fall back to its stripped form
+            content = content.strip()
+            start = rendered.find(content, cursor)
+            if start < 0:
+                raise FacInputError("the chat template does not reproduce a message's content verbatim; use format='raw'")
+        spans.append((start, start + len(content)))
+        cursor = start + len(content)
+    return spans
+
+
+def _inside(start: int, end: int, spans: list[tuple[int, int]]) -> bool:
+    return end > start and any(s <= start and end <= e for s, e in spans)

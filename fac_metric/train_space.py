@@ -1,0 +1,107 @@
+"""``fac train-sae``: from a corpus to a feature-space folder, in resumable stages.
+
+Owns: the order of the stages and their files under a work directory
+(``residuals/`` shards, ``checkpoints/``), so that a killed run restarted with the same
+arguments skips what is done. Stages: read residuals -> train the SAE -> save it into the
+feature-space folder -> calibrate (per-latent scales and the background activations) ->
+measure quality. Must not: know the CLI's argument parsing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from .corpora import default_training_rows, split_heldout
+from .layer_reader import LayerReader, hook_for_layer
+from .models import DEFAULT_LM, load_lm, resolve_model_path
+from .sae_training import (
+    SAETrainConfig,
+    drop_outliers,
+    extract_activations,
+    sae_quality,
+    save_run_config,
+    spliced_loss,
+    train_sae,
+)
+from .tokenization import TextRule
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSpaceArgs:
+    """Everything ``fac train-sae`` needs (one field per command-line flag)."""
+
+    out: Path
+    work_dir: Path
+    model: str = DEFAULT_LM
+    layer: int = 15
+    rows: Sequence[dict] | None = None
+    """Training rows (``{"text"}`` raw or ``{"messages"}`` chat); None = the default corpus."""
+    max_length: int = 256
+    dtype: str = "float32"
+    batch_size: int = 32
+    max_tokens: int = 1_350_000
+    train: SAETrainConfig = field(default_factory=SAETrainConfig)
+    show_progress: bool = True
+
+
+def default_rows(work_dir: Path, max_tokens_hint: int, seed: int = 0) -> list[dict]:
+    """The default corpus, with general text subsampled (seeded) to about ``max_tokens_hint``.
+
+    Prompts are all kept: they are what the default feature space is for.
+    """
+    rows = default_training_rows(work_dir / "npm")
+    prompts = [r for r in rows if "messages" in r]
+    general = [r for r in rows if "text" in r]
+    # ~1.35 tokens per word for this tokenizer on edited English; prompts average ~200 tokens
+    budget_words = max(0, (max_tokens_hint - 200 * len(prompts)) / 1.35)
+    random.Random(seed).shuffle(general)
+    kept, words = [], 0
+    for r in general:
+        if words >= budget_words:
+            break
+        kept.append(r)
+        words += len(r["text"].split())
+    return prompts + kept
+
+
+def run(args: TrainSpaceArgs) -> dict:
+    """Run (or resume) every stage; return the quality figures also written to ``quality.json``."""
+    args.work_dir.mkdir(parents=True, exist_ok=True)
+    rows = list(args.rows) if args.rows is not None else default_rows(args.work_dir, args.max_tokens, args.train.seed)
+    train_rows, heldout_rows = split_heldout(rows)
+    dtype = getattr(torch, args.dtype)
+    model, tokenizer = load_lm(args.model, dtype=dtype)
+    reader = LayerReader(model, tokenizer, hook_for_layer(args.layer), TextRule("chat", args.max_length))
+    save_run_config(
+        args.work_dir / "run_config.json", args.train, model=str(args.model), layer=args.layer,
+        n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows), max_length=args.max_length, dtype=args.dtype,
+    )
+    acts = extract_activations(reader, train_rows, args.work_dir / "residuals" / "train", batch_size=args.batch_size,
+                               show_progress=args.show_progress)
+    acts = drop_outliers(acts, args.train.outlier_factor)
+    log.info("training on %d tokens", acts.shape[0])
+    sae_dir = args.work_dir / "sae"
+    if not (sae_dir / "cfg.json").is_file():
+        sae = train_sae(acts, args.train, args.work_dir / "checkpoints")
+        sae.save_model(sae_dir)
+    del acts
+    from sae_lens import SAE
+
+    sae = SAE.load_from_disk(str(sae_dir), device="cpu")
+    heldout = extract_activations(reader, heldout_rows, args.work_dir / "residuals" / "heldout",
+                                  batch_size=args.batch_size, show_progress=args.show_progress)
+    quality = sae_quality(sae, drop_outliers(heldout, args.train.outlier_factor))
+    general = [r["text"] for r in heldout_rows if "text" in r][:300]
+    quality.update(spliced_loss(reader, sae, general))
+    quality.update(model=str(args.model), layer=args.layer, n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows))
+    (args.work_dir / "quality.json").write_text(json.dumps(quality, indent=2))
+    return quality
