@@ -104,4 +104,63 @@ def run(args: TrainSpaceArgs) -> dict:
     quality.update(spliced_loss(reader, sae, general))
     quality.update(model=str(args.model), layer=args.layer, n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows))
     (args.work_dir / "quality.json").write_text(json.dumps(quality, indent=2))
+    finalize(args, rows, quality)
     return quality
+
+
+def calibrate(space, calibration_texts: Sequence, background_texts: Sequence, *, batch_size: int = 32,
+              min_firings: int = 3, show_progress: bool = True) -> None:
+    """Set ``space.scales``, ``space.background`` and per-latent facts from held-out text (in place).
+
+    A latent's scale is the median of its pooled activation over the calibration texts it fires
+    on: raw activations differ by an order of magnitude between latents, so δ is a fraction of
+    this typical strength. Latents firing on fewer than ``min_firings`` texts get the median
+    scale of the others. The background activations (generic text) ship with the space: they
+    define which latents are generic and which are alive.
+    """
+    import numpy as np
+
+    from .activations import SparseActivations
+
+    calib = space.encode(list(calibration_texts), batch_size=batch_size, show_progress=show_progress, desc="Calibrating")
+    order = np.argsort(calib.indices, kind="stable")
+    ids, vals = calib.indices[order], calib.values[order]
+    bounds = np.searchsorted(ids, np.arange(space.d_sae + 1))
+    firings = np.diff(bounds)
+    scales = np.zeros(space.d_sae, np.float32)
+    for i in np.flatnonzero(firings >= min_firings):
+        scales[i] = np.median(vals[bounds[i] : bounds[i + 1]])
+    fallback = float(np.median(scales[firings >= min_firings])) if (firings >= min_firings).any() else 1.0
+    scales[firings < min_firings] = fallback
+    space.scales = scales
+    space.calibrated = True
+    space._fingerprint = None
+    space.background = space.encode(list(background_texts), batch_size=batch_size, show_progress=show_progress,
+                                     desc="Background")
+    bg: SparseActivations = space.background
+    above = bg.values > space.absolute_thresholds()[bg.indices]
+    bg_count = np.bincount(bg.indices[above], minlength=space.d_sae)
+    space.facts = [
+        {"id": int(i), "scale": round(float(scales[i]), 4), "calibration_firings": int(firings[i]),
+         "background_fraction": round(float(bg_count[i] / bg.n_texts), 4)}
+        for i in range(space.d_sae)
+    ]
+
+
+def finalize(args: TrainSpaceArgs, rows: Sequence[dict], quality: dict) -> Path:
+    """Write the feature-space folder: SAE + rule + scales + background + facts + quality."""
+    from .feature_space import FeatureSpace
+
+    _, heldout_rows = split_heldout(rows)
+    space = FeatureSpace.from_components(args.model, args.work_dir / "sae", layer=args.layer, dtype=args.dtype,
+                                         max_length=512)
+    # The committed SAE is fp16: calibrate the exact weights that will be loaded.
+    space.sae.to(torch.float16).to(torch.float32)
+    calib = [r.get("messages") or r["text"] for r in heldout_rows]
+    background = [r["text"] for r in heldout_rows if "text" in r]
+    calibrate(space, calib, background, batch_size=args.batch_size, show_progress=args.show_progress)
+    space.sae.to(torch.float16)  # halves the committed file
+    space.save(args.out)
+    space.sae.to(torch.float32)
+    (Path(args.out) / "quality.json").write_text(json.dumps(quality, indent=2) + "\n")
+    return Path(args.out)

@@ -1,0 +1,105 @@
+"""The one result type of encoding: sparse per-text feature activations (CSR layout).
+
+Owns: ``SparseActivations`` and the helpers that build, join and slice it. Profiles, the
+``datasets`` encoder and synthesis all consume this type; nothing dense of size
+(texts x SAE width) is ever built from it except for a handful of rows on request.
+
+>>> import numpy as np
+>>> acts = SparseActivations.from_rows([([3, 7], [1.5, 0.2]), ([], [])], n_tokens=[4, 0], d_sae=10)
+>>> acts.n_texts, acts.row(0)
+(2, (array([3, 7], dtype=int32), array([1.5, 0.2], dtype=float32)))
+>>> SparseActivations.concat([acts, acts]).n_texts
+4
+"""
+
+from __future__ import annotations
+
+from typing import Iterable, NamedTuple, Sequence
+
+import numpy as np
+
+
+class SparseActivations(NamedTuple):
+    """Per-text pooled activations of every latent that fired (values > 0), CSR-style."""
+
+    indptr: np.ndarray
+    """``int64 [n_texts + 1]``: text ``i``'s entries are ``indptr[i]:indptr[i+1]``."""
+    indices: np.ndarray
+    """``int32 [nnz]``: latent ids, ascending within a text."""
+    values: np.ndarray
+    """``float32 [nnz]``: pooled activation (max over the text's counted tokens)."""
+    n_tokens: np.ndarray
+    """``int32 [n_texts]``: counted tokens per text (after truncation)."""
+    d_sae: int
+    """Width of the SAE (number of latents)."""
+
+    @property
+    def n_texts(self) -> int:
+        return len(self.indptr) - 1
+
+    def row(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(latent ids, activations)`` of text ``i``."""
+        lo, hi = self.indptr[i], self.indptr[i + 1]
+        return self.indices[lo:hi], self.values[lo:hi]
+
+    def activation(self, i: int, latent: int) -> float:
+        """Pooled activation of ``latent`` on text ``i`` (0.0 where it did not fire)."""
+        ids, vals = self.row(i)
+        pos = np.searchsorted(ids, latent)
+        return float(vals[pos]) if pos < len(ids) and ids[pos] == latent else 0.0
+
+    def select(self, rows: Sequence[int]) -> "SparseActivations":
+        """The activations of texts ``rows``, in that order."""
+        return SparseActivations.from_rows([self.row(i) for i in rows], self.n_tokens[list(rows)], self.d_sae)
+
+    def to_dense(self) -> np.ndarray:
+        """``[n_texts, d_sae]`` array: only for a few rows (tests, plots), never for a corpus."""
+        out = np.zeros((self.n_texts, self.d_sae), dtype=np.float32)
+        for i in range(self.n_texts):
+            ids, vals = self.row(i)
+            out[i, ids] = vals
+        return out
+
+    @classmethod
+    def from_rows(
+        cls, rows: Iterable[tuple[Sequence[int], Sequence[float]]], n_tokens: Sequence[int], d_sae: int
+    ) -> "SparseActivations":
+        rows = list(rows)
+        lengths = [len(ids) for ids, _ in rows]
+        indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+        np.cumsum(lengths, out=indptr[1:])
+        indices = np.concatenate([np.asarray(ids, dtype=np.int32) for ids, _ in rows]) if rows else np.zeros(0, np.int32)
+        values = np.concatenate([np.asarray(v, dtype=np.float32) for _, v in rows]) if rows else np.zeros(0, np.float32)
+        return cls(indptr, indices.astype(np.int32), values.astype(np.float32), np.asarray(n_tokens, dtype=np.int32), int(d_sae))
+
+    @classmethod
+    def concat(cls, parts: Sequence["SparseActivations"]) -> "SparseActivations":
+        """Join parts made with the same SAE, in order."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        d_sae = parts[0].d_sae
+        if any(p.d_sae != d_sae for p in parts):
+            raise ValueError("cannot concatenate activations of SAEs of different widths")
+        offsets = np.cumsum([0] + [len(p.indices) for p in parts[:-1]])
+        indptr = np.concatenate([[0]] + [p.indptr[1:] + off for p, off in zip(parts, offsets)]).astype(np.int64)
+        return cls(
+            indptr,
+            np.concatenate([p.indices for p in parts]),
+            np.concatenate([p.values for p in parts]),
+            np.concatenate([p.n_tokens for p in parts]),
+            d_sae,
+        )
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays for safetensors (``d_sae`` as a one-element array)."""
+        return {
+            "indptr": self.indptr, "indices": self.indices, "values": self.values,
+            "n_tokens": self.n_tokens, "d_sae": np.asarray([self.d_sae], dtype=np.int64),
+        }
+
+    @classmethod
+    def from_arrays(cls, arrays: dict[str, np.ndarray]) -> "SparseActivations":
+        return cls(
+            arrays["indptr"].astype(np.int64), arrays["indices"].astype(np.int32), arrays["values"].astype(np.float32),
+            arrays["n_tokens"].astype(np.int32), int(arrays["d_sae"][0]),
+        )

@@ -1,0 +1,381 @@
+"""``FeatureSpace`` = a causal LM cut at one layer + an SAE + the tokenisation/pooling rule.
+
+Owns: ``encode(texts) -> SparseActivations`` (batched, streamed in chunks, progress bar, CUDA
+when present), per-latent activation scales and the relative threshold δ, the fingerprint that
+profiles and caches carry, and the feature-space folder on disk (``feature_space.json`` +
+sae-lens files + ``feature_stats.safetensors`` + ``features.jsonl``). Must not: compute FAC
+(``profile.py``) or hold anything dense of size texts x SAE width.
+
+>>> space = FeatureSpace.load()                       # the embedded default, offline
+>>> acts = space.encode(["Write a haiku about rain.", "List three prime numbers."], show_progress=False)
+>>> acts.n_texts, acts.d_sae == space.d_sae, bool((acts.values > 0).all())
+(2, True, True)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal, Sequence
+
+import numpy as np
+import torch
+from safetensors.numpy import load_file as load_np, save_file as save_np
+from tqdm.auto import tqdm
+
+from .activations import SparseActivations
+from .errors import FacInputError, FacModelError
+from .layer_reader import LayerReader, auto_dtype, hook_for_layer, layer_of_hook
+from .models import DEFAULT_LM, load_lm, offline
+from .sae_io import load_sae
+from .tokenization import TextItem, TextRule, check_item
+
+SPACE_FILE = "feature_space.json"
+STATS_FILE = "feature_stats.safetensors"
+FACTS_FILE = "features.jsonl"
+FORMAT_VERSION = 1
+
+Pooling = Literal["max", "max_preact"]
+POOLINGS = ("max", "max_preact")
+
+DEFAULT_THRESHOLD = 0.5
+"""Default δ, relative to each latent's scale: a feature is active on a text when its pooled
+activation exceeds half its typical strength on the background corpus (see docs/calibration.md)."""
+
+_TOKENS_PER_SAE_CALL = 4096  # bounds the dense [tokens, d_sae] block the SAE produces per call
+_TEXTS_PER_CHUNK = 1024  # texts tokenised at once: memory stays flat however many texts come
+
+
+class FeatureSpace:
+    """Encode texts into sparse SAE feature activations (see the module docstring)."""
+
+    def __init__(
+        self,
+        reader: LayerReader,
+        sae,
+        *,
+        model_name: str,
+        pooling: Pooling = "max",
+        threshold: float = DEFAULT_THRESHOLD,
+        scales: np.ndarray | None = None,
+        background: SparseActivations | None = None,
+        facts: list[dict] | None = None,
+    ):
+        if pooling not in POOLINGS:
+            raise FacInputError(f"pooling={pooling!r} is not one of {POOLINGS}")
+        d_in = int(sae.cfg.d_in)
+        if d_in != reader.d_model:
+            raise FacModelError(
+                f"the SAE reads vectors of width {d_in} but {model_name!r} has hidden size {reader.d_model}: "
+                "pair the SAE with the model (and layer) it was trained on"
+            )
+        self.reader = reader
+        self.sae = sae
+        self.model_name = model_name
+        self.pooling = pooling
+        self.threshold = float(threshold)
+        d_sae = int(sae.cfg.d_sae)
+        if scales is not None and len(scales) != d_sae:
+            raise FacModelError(f"{len(scales)} latent scales for an SAE of width {d_sae}")
+        # Without calibration, δ is absolute (scale 1 for every latent).
+        self.scales = np.ones(d_sae, np.float32) if scales is None else np.asarray(scales, np.float32)
+        self.calibrated = scales is not None
+        self.background = background
+        self.facts = facts or []
+        self._fingerprint: str | None = None
+
+    # ----------------------------------------------------------------- construction
+    @classmethod
+    def from_components(
+        cls,
+        model: str | os.PathLike | None = None,
+        sae: Any = None,
+        *,
+        layer: int | None = None,
+        hook: str | None = None,
+        text_format: Literal["chat", "raw"] = "chat",
+        max_length: int = 512,
+        pooling: Pooling = "max",
+        threshold: float = DEFAULT_THRESHOLD,
+        scales: np.ndarray | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype = "auto",
+    ) -> "FeatureSpace":
+        """Build a feature space from an LM (path, Hub id or default) and an SAE (see ``load_sae``).
+
+        ``layer`` or ``hook`` names where the SAE reads (``hook`` defaults to the SAE's own
+        ``metadata.hook_name``, then to ``model.layers.{layer}``).
+        """
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        torch_dtype = auto_dtype(device) if dtype == "auto" else (getattr(torch, dtype) if isinstance(dtype, str) else dtype)
+        lm, tokenizer = load_lm(model, revision=revision, token=token, dtype=torch_dtype, device=device)
+        sae_obj = sae if isinstance(sae, torch.nn.Module) else load_sae(sae, device=device)
+        sae_obj.to(device)
+        if hook is None:
+            meta_hook = getattr(getattr(sae_obj.cfg, "metadata", None), "hook_name", None)
+            hook = hook_for_layer(layer) if layer is not None else meta_hook
+        if hook is None:
+            raise FacInputError("say where the SAE reads: pass layer=N (or hook='model.layers.N')")
+        n_layers = getattr(lm.config, "num_hidden_layers", None)
+        at = layer_of_hook(hook)
+        if at is not None and n_layers is not None and not 0 <= at < n_layers:
+            raise FacModelError(f"layer {at} is out of range: {model or DEFAULT_LM} has layers 0..{n_layers - 1}")
+        reader = LayerReader(lm, tokenizer, hook, TextRule(text_format, max_length))
+        name = str(model) if model is not None else DEFAULT_LM
+        return cls(reader, sae_obj, model_name=name, pooling=pooling, threshold=threshold, scales=scales)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike | None = None,
+        *,
+        model: str | os.PathLike | None = None,
+        revision: str | None = None,
+        token: str | bool | None = None,
+        device: str | torch.device | None = None,
+        dtype: str | torch.dtype = "auto",
+        threshold: float | None = None,
+    ) -> "FeatureSpace":
+        """Load a feature-space folder (local path or Hub repo id); ``None`` = the embedded default.
+
+        ``model`` overrides the LM the folder names (e.g. a local copy of the same weights);
+        the fingerprint check still refuses weights that differ from the ones calibrated.
+        """
+        folder = _resolve_space(path, revision=revision, token=token)
+        meta = json.loads((folder / SPACE_FILE).read_text())
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise FacModelError(f"{folder} was written by a newer fac (format {meta['format_version']}): upgrade fac")
+        stats = load_np(str(folder / STATS_FILE)) if (folder / STATS_FILE).is_file() else {}
+        background = SparseActivations.from_arrays({k[3:]: v for k, v in stats.items() if k.startswith("bg_")}) if "bg_indptr" in stats else None
+        space = cls.from_components(
+            model if model is not None else meta["model"],
+            folder,
+            hook=meta["hook"],
+            text_format=meta["text_format"],
+            max_length=meta["max_length"],
+            pooling=meta["pooling"],
+            threshold=threshold if threshold is not None else meta["threshold"],
+            scales=stats.get("scale"),
+            revision=meta.get("model_revision") if model is None else None,
+            token=token,
+            device=device,
+            dtype=dtype,
+        )
+        space.background = background
+        facts_path = folder / FACTS_FILE
+        if facts_path.is_file():
+            space.facts = [json.loads(line) for line in facts_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        expected = meta.get("lm_fingerprint")
+        if expected and expected != space.lm_fingerprint():
+            raise FacModelError(
+                f"the LM loaded for {folder} has other weights than the one it was calibrated with "
+                f"(fingerprint {space.lm_fingerprint()} != {expected}): load the model the feature space names ({meta['model']!r})"
+            )
+        return space
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the feature-space folder (SAE, rule, scales, background, facts)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        self.sae.save_model(str(path))
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": self.model_name,
+            "hook": self.reader.hook,
+            "text_format": self.reader.rule.format,
+            "max_length": self.reader.rule.max_length,
+            "pooling": self.pooling,
+            "threshold": self.threshold,
+            "threshold_rule": "relative: active when activation > threshold * scale[latent]" if self.calibrated else "absolute",
+            "lm_fingerprint": self.lm_fingerprint(),
+            "fingerprint": self.fingerprint,
+        }
+        (path / SPACE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        arrays = {"scale": self.scales} if self.calibrated else {}
+        if self.background is not None:
+            arrays.update({f"bg_{k}": v for k, v in self.background.to_arrays().items()})
+        if arrays:
+            save_np(arrays, str(path / STATS_FILE))
+        if self.facts:
+            (path / FACTS_FILE).write_text("".join(json.dumps(f) + "\n" for f in self.facts), encoding="utf-8")
+        return path
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def d_sae(self) -> int:
+        return int(self.sae.cfg.d_sae)
+
+    def lm_fingerprint(self) -> str:
+        """Hash of the LM weights that reach the hooked layer (as fp32, so dtype does not matter)."""
+        if getattr(self, "_lm_fp", None) is None:
+            h = hashlib.blake2b(digest_size=12)
+            at = layer_of_hook(self.reader.hook)
+            for name, p in self.reader.model.named_parameters():
+                parts = name.split(".")
+                if "layers" in parts and at is not None:
+                    idx = parts[parts.index("layers") + 1]
+                    if idx.isdigit() and int(idx) > at:
+                        continue
+                if "lm_head" in name or name.startswith("model.norm"):
+                    continue
+                h.update(name.encode())
+                h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+            self._lm_fp = h.hexdigest()
+        return self._lm_fp
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of what ``encode`` computes: LM and SAE weights, hook, text rule, pooling, scales.
+
+        δ is not part of it: profiles record the δ they counted at separately.
+        """
+        if self._fingerprint is None:
+            h = hashlib.blake2b(digest_size=12)
+            for tensor in (self.sae.W_enc, self.sae.b_enc, self.sae.W_dec, self.sae.b_dec):
+                h.update(tensor.detach().float().cpu().contiguous().numpy().tobytes())
+            rule = self.reader.rule
+            h.update(json.dumps([self.lm_fingerprint(), self.reader.hook, rule.format, rule.max_length, self.pooling,
+                                 int(self.sae.cfg.k) if hasattr(self.sae.cfg, "k") else None]).encode())
+            h.update(self.scales.tobytes())
+            h.update((self.reader.tokenizer.chat_template or "").encode())
+            self._fingerprint = h.hexdigest()
+        return self._fingerprint
+
+    def absolute_thresholds(self, threshold: float | None = None) -> np.ndarray:
+        """Per-latent activation a text must exceed for the latent to count as active: δ x scale."""
+        delta = self.threshold if threshold is None else float(threshold)
+        if not delta >= 0:
+            raise FacInputError(f"threshold={threshold!r} must be a number >= 0")
+        return (delta * self.scales).astype(np.float32)
+
+    # ----------------------------------------------------------------- encoding
+    def encode(
+        self,
+        texts: Iterable[TextItem],
+        *,
+        batch_size: int = 32,
+        show_progress: bool = True,
+        desc: str = "Encoding",
+    ) -> SparseActivations:
+        """Sparse per-text activations of ``texts`` (strings or chats), in input order."""
+        parts = list(self.iter_encode(texts, batch_size=batch_size, show_progress=show_progress, desc=desc))
+        if not parts:
+            raise FacInputError("no texts to encode: pass at least one string or chat")
+        return SparseActivations.concat(parts)
+
+    def iter_encode(
+        self,
+        texts: Iterable[TextItem],
+        *,
+        batch_size: int = 32,
+        chunk_size: int = _TEXTS_PER_CHUNK,
+        show_progress: bool = True,
+        desc: str = "Encoding",
+    ) -> Iterator[SparseActivations]:
+        """Encode in chunks of ``chunk_size`` texts, yielding each chunk's activations in order.
+
+        Only one chunk's tokens and activations are alive at a time, so a profile streamed from
+        this keeps memory flat however long ``texts`` is.
+        """
+        if isinstance(texts, (str, bytes)):
+            raise FacInputError("expected a list of texts, got a single string: wrap it as [text]")
+        if texts is None:
+            raise FacInputError("texts is None: pass a list of strings or chats")
+        total = len(texts) if hasattr(texts, "__len__") else None
+        bar = tqdm(total=total, desc=desc, disable=not show_progress, unit="text")
+        chunk: list[TextItem] = []
+        index = 0
+        for item in texts:
+            chunk.append(check_item(item, index))
+            index += 1
+            if len(chunk) == chunk_size:
+                yield self._encode_chunk(chunk, batch_size, bar)
+                chunk = []
+        if chunk:
+            yield self._encode_chunk(chunk, batch_size, bar)
+        bar.close()
+
+    @torch.inference_mode()
+    def _encode_chunk(self, items: Sequence[TextItem], batch_size: int, bar) -> SparseActivations:
+        tokenized = self.reader.tokenize_all(items)
+        rows: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
+        n_tokens = np.zeros(len(items), np.int32)
+        for ids in self.reader.batches(tokenized, batch_size):
+            batch = self.reader.read(tokenized, ids)
+            pooled = self._pool(batch.residuals, batch.lengths)
+            nz_rows, nz_cols = pooled.nonzero(as_tuple=True)
+            vals = pooled[nz_rows, nz_cols].float().cpu().numpy()
+            cols = nz_cols.to(torch.int32).cpu().numpy()
+            bounds = np.searchsorted(nz_rows.cpu().numpy(), np.arange(len(ids) + 1))
+            for row, text_id in enumerate(batch.text_ids):
+                rows[text_id] = (cols[bounds[row] : bounds[row + 1]], vals[bounds[row] : bounds[row + 1]])
+                n_tokens[text_id] = batch.lengths[row]
+            bar.update(len(ids))
+        return SparseActivations.from_rows(rows, n_tokens, self.d_sae)  # type: ignore[arg-type]
+
+    def _pool(self, residuals: torch.Tensor, lengths: list[int]) -> torch.Tensor:
+        """``[n_texts, d_sae]``: max over each text's tokens of the SAE activation.
+
+        Texts go through the SAE in groups of about ``_TOKENS_PER_SAE_CALL`` tokens, whole texts
+        only, which bounds the dense ``[tokens, d_sae]`` block the SAE returns.
+        """
+        out = torch.zeros((len(lengths), self.d_sae), device=residuals.device)
+        starts = [0]
+        for n in lengths:
+            starts.append(starts[-1] + n)
+        first = 0
+        while first < len(lengths):
+            last = first + 1
+            while last < len(lengths) and starts[last + 1] - starts[first] <= _TOKENS_PER_SAE_CALL:
+                last += 1
+            z = self._activations(residuals[starts[first] : starts[last]].to(self.sae.W_enc.dtype))
+            for t in range(first, last):
+                if lengths[t]:
+                    out[t] = z[starts[t] - starts[first] : starts[t + 1] - starts[first]].amax(dim=0)
+            first = last
+        return out
+
+    def _activations(self, x: torch.Tensor) -> torch.Tensor:
+        if self.pooling == "max":
+            return self.sae.encode(x)
+        # The paper's variant: ReLU of the pre-activation with the TopK mask off.
+        return torch.relu(self.sae.process_sae_in(x) @ self.sae.W_enc + self.sae.b_enc)
+
+    def __repr__(self) -> str:
+        return (f"FeatureSpace(model={self.model_name!r}, hook={self.reader.hook!r}, d_sae={self.d_sae}, "
+                f"format={self.reader.rule.format!r}, pooling={self.pooling!r}, threshold={self.threshold})")
+
+
+def _resolve_space(path, *, revision=None, token=None) -> Path:
+    from .defaults import default_space_path
+
+    if path is None:
+        return default_space_path()
+    local = Path(os.fspath(path))
+    if local.is_dir():
+        if not (local / SPACE_FILE).is_file():
+            raise FacModelError(f"{local} is not a feature space: it has no {SPACE_FILE}")
+        return local
+    if local.exists() or str(path).startswith((".", "/")) or str(path).count("/") != 1:
+        raise FacModelError(f"feature space {str(path)!r} not found: pass a folder holding {SPACE_FILE}, or a Hub repo id 'namespace/name'")
+    if offline():
+        raise FacModelError(
+            f"feature space {str(path)!r} looks like a Hub repo id, but HF_HUB_OFFLINE=1: unset it to download, "
+            "or pass a local folder (the embedded default needs no argument)"
+        )
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(str(path), revision=revision, token=token))
+    except Exception as err:
+        raise FacModelError(f"cannot download feature space {str(path)!r}: {err}") from err
+
+
+def copy_space(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy a feature-space folder (e.g. the default) to edit or publish it."""
+    return Path(shutil.copytree(src, dst, dirs_exist_ok=True))

@@ -1,0 +1,228 @@
+"""``FeatureProfile`` (per-feature max and count, mergeable, serialisable) and the FAC math.
+
+Owns: reducing sparse activations to a profile at a threshold δ, merging profiles (elementwise
+max / sum, so 1 or N processes give the same profile), saving and loading them with the feature
+space's fingerprint, and ``fac()``: FAC = |F(data) ∩ F(anchor)| / |F(anchor)| over the relevant
+features, with the missing features ranked. Must not: run models.
+
+>>> import numpy as np
+>>> from fac_metric.activations import SparseActivations
+>>> thr = np.full(6, 1.0, np.float32)
+>>> anchor = FeatureProfile.from_activations(
+...     SparseActivations.from_rows([([0, 1, 2], [3., 2., 5.]), ([3], [4.])], [5, 5], 6), thr, 1.0, "fp")
+>>> data = FeatureProfile.from_activations(SparseActivations.from_rows([([1, 2], [2., .5])], [3], 6), thr, 1.0, "fp")
+>>> r = fac(data, anchor)
+>>> r.fac, r.covered, r.missing
+(0.25, [1], [2, 3, 0])
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from safetensors.numpy import load_file, save_file
+
+from .activations import SparseActivations
+from .errors import FacInputError, FacMismatchError
+
+PROFILE_WEIGHTS = "profile.safetensors"
+PROFILE_META = "profile.json"
+
+
+@dataclass
+class FeatureProfile:
+    """What a dataset does in feature space: per latent, its strongest activation and how many
+    texts activate it above the threshold."""
+
+    max_activation: np.ndarray
+    """``float32 [d_sae]``: max pooled activation over all texts (0 where it never fired)."""
+    count: np.ndarray
+    """``int64 [d_sae]``: number of texts whose activation exceeds the latent's threshold."""
+    thresholds: np.ndarray
+    """``float32 [d_sae]``: the absolute per-latent thresholds counted at (δ x scale)."""
+    threshold: float
+    """δ, the relative threshold the counts were made at."""
+    fingerprint: str
+    """Fingerprint of the feature space that encoded the texts."""
+    n_texts: int = 0
+    n_tokens: int = 0
+
+    @property
+    def d_sae(self) -> int:
+        return len(self.max_activation)
+
+    @property
+    def active(self) -> np.ndarray:
+        """Boolean mask of covered latents: some text activates them above their threshold."""
+        return self.count > 0
+
+    @classmethod
+    def empty(cls, d_sae: int, thresholds: np.ndarray, threshold: float, fingerprint: str) -> "FeatureProfile":
+        return cls(np.zeros(d_sae, np.float32), np.zeros(d_sae, np.int64), np.asarray(thresholds, np.float32),
+                   float(threshold), fingerprint)
+
+    @classmethod
+    def from_activations(cls, acts: SparseActivations, thresholds: np.ndarray, threshold: float,
+                         fingerprint: str) -> "FeatureProfile":
+        prof = cls.empty(acts.d_sae, thresholds, threshold, fingerprint)
+        prof.update(acts)
+        return prof
+
+    @classmethod
+    def from_texts(cls, space, texts: Iterable, *, threshold: float | None = None, batch_size: int = 32,
+                   show_progress: bool = True, desc: str = "Profiling") -> "FeatureProfile":
+        """Stream ``texts`` through ``space`` chunk by chunk (memory stays flat)."""
+        delta = space.threshold if threshold is None else float(threshold)
+        prof = cls.empty(space.d_sae, space.absolute_thresholds(delta), delta, space.fingerprint)
+        for part in space.iter_encode(texts, batch_size=batch_size, show_progress=show_progress, desc=desc):
+            prof.update(part)
+        if prof.n_texts == 0:
+            raise FacInputError("no texts to profile: pass at least one string or chat")
+        return prof
+
+    def update(self, acts: SparseActivations) -> "FeatureProfile":
+        """Fold more texts' activations in (in place); returns ``self``."""
+        if acts.d_sae != self.d_sae:
+            raise FacMismatchError(f"activations of width {acts.d_sae} cannot join a profile of width {self.d_sae}")
+        np.maximum.at(self.max_activation, acts.indices, acts.values)
+        above = acts.values > self.thresholds[acts.indices]
+        self.count += np.bincount(acts.indices[above], minlength=self.d_sae)
+        self.n_texts += acts.n_texts
+        self.n_tokens += int(acts.n_tokens.sum())
+        return self
+
+    def merge(self, other: "FeatureProfile") -> "FeatureProfile":
+        """The profile of both datasets together: identical to profiling their concatenation."""
+        self.check_compatible(other)
+        return FeatureProfile(
+            np.maximum(self.max_activation, other.max_activation), self.count + other.count, self.thresholds.copy(),
+            self.threshold, self.fingerprint, self.n_texts + other.n_texts, self.n_tokens + other.n_tokens,
+        )
+
+    def check_compatible(self, other: "FeatureProfile", what: str = "profiles") -> None:
+        """Refuse to combine profiles of other feature spaces or thresholds."""
+        if self.fingerprint != other.fingerprint:
+            raise FacMismatchError(
+                f"{what} come from different feature spaces ({self.fingerprint} vs {other.fingerprint}): "
+                "profile both with the same feature space"
+            )
+        if self.threshold != other.threshold or not np.array_equal(self.thresholds, other.thresholds):
+            raise FacMismatchError(
+                f"{what} were counted at different thresholds (δ={self.threshold} vs δ={other.threshold}): "
+                "recompute one at the other's threshold"
+            )
+
+    def save(self, path: str | Path) -> Path:
+        """Write ``profile.safetensors`` + ``profile.json`` into folder ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        save_file({"max_activation": self.max_activation, "count": self.count, "thresholds": self.thresholds},
+                  str(path / PROFILE_WEIGHTS))
+        meta = {"threshold": self.threshold, "fingerprint": self.fingerprint, "n_texts": self.n_texts,
+                "n_tokens": self.n_tokens, "d_sae": self.d_sae, "format": "fac-profile/1"}
+        (path / PROFILE_META).write_text(json.dumps(meta, indent=2) + "\n")
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureProfile":
+        path = Path(path)
+        if not (path / PROFILE_META).is_file() or not (path / PROFILE_WEIGHTS).is_file():
+            raise FacInputError(f"{path} is not a saved profile (expected {PROFILE_META} and {PROFILE_WEIGHTS})")
+        meta = json.loads((path / PROFILE_META).read_text())
+        arrays = load_file(str(path / PROFILE_WEIGHTS))
+        return cls(arrays["max_activation"].astype(np.float32), arrays["count"].astype(np.int64),
+                   arrays["thresholds"].astype(np.float32), float(meta["threshold"]), meta["fingerprint"],
+                   int(meta["n_texts"]), int(meta["n_tokens"]))
+
+    @staticmethod
+    def is_saved(path) -> bool:
+        return isinstance(path, (str, Path)) and (Path(path) / PROFILE_META).is_file()
+
+
+@dataclass
+class FACResult:
+    """What ``fac()`` found (all plain Python values; ``to_dict`` for JSON)."""
+
+    fac: float | None
+    """|F(data) ∩ F(anchor)| / |F(anchor)| over relevant features; plain coverage without anchor."""
+    n_covered: int
+    n_reference: int
+    """|F(anchor)| (relevant anchor features), or the number of live latents without an anchor."""
+    covered: list[int] = field(default_factory=list)
+    missing: list[int] = field(default_factory=list)
+    """Reference features the data does not cover, most important first (anchor frequency, then strength)."""
+    relevance: str = "not-generic"
+    threshold: float = 0.0
+    n_texts: int = 0
+    n_anchor_texts: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def generic_features(background: FeatureProfile | None, max_fraction: float = 0.5) -> np.ndarray:
+    """Latents active on more than ``max_fraction`` of the background texts (too generic to matter)."""
+    if background is None or background.n_texts == 0:
+        return np.zeros(0, bool) if background is None else np.zeros(background.d_sae, bool)
+    return background.count > max_fraction * background.n_texts
+
+
+def fac(
+    data: FeatureProfile,
+    anchor: FeatureProfile | None = None,
+    *,
+    relevant: Sequence[int] | np.ndarray | None = None,
+    background: FeatureProfile | None = None,
+    live: np.ndarray | None = None,
+    generic_fraction: float = 0.5,
+) -> FACResult:
+    """FAC of ``data`` against ``anchor`` (see the module docstring for a worked example).
+
+    Relevant features are ``relevant`` when given (ids), else the anchor-covered features that
+    are not generic on ``background`` (active on more than ``generic_fraction`` of its texts).
+    Without an anchor: the share of ``live`` latents (default: all) that ``data`` covers.
+    """
+    if anchor is None:
+        ref = np.ones(data.d_sae, bool) if live is None else np.asarray(live, bool)
+        mode = "live-latents"
+        n_anchor = 0
+    else:
+        data.check_compatible(anchor, "data and anchor profiles")
+        ref = anchor.active.copy()
+        n_anchor = anchor.n_texts
+        if relevant is not None:
+            ids = np.asarray(list(relevant), dtype=np.int64)
+            if ids.size and (ids.min() < 0 or ids.max() >= data.d_sae):
+                raise FacInputError(f"relevant feature ids must lie in [0, {data.d_sae}); got {ids.min()}..{ids.max()}")
+            mask = np.zeros(data.d_sae, bool)
+            mask[ids] = True
+            ref &= mask
+            mode = "given"
+        else:
+            if background is not None:
+                background.check_compatible(anchor, "background and anchor profiles")
+                ref &= ~generic_features(background, generic_fraction)
+            mode = "not-generic" if background is not None else "all"
+    covered_mask = ref & data.active
+    missing_mask = ref & ~data.active
+    n_ref = int(ref.sum())
+    order_src = anchor if anchor is not None else data
+    # Rank missing features by how often the anchor fires them, then by how strongly (relative).
+    strength = order_src.max_activation / np.maximum(order_src.thresholds, 1e-12)
+    missing = np.flatnonzero(missing_mask)
+    missing = missing[np.lexsort((missing, -strength[missing], -order_src.count[missing]))]
+    return FACResult(
+        fac=(int(covered_mask.sum()) / n_ref) if n_ref else None,
+        n_covered=int(covered_mask.sum()),
+        n_reference=n_ref,
+        covered=np.flatnonzero(covered_mask).tolist(),
+        missing=missing.tolist(),
+        relevance=mode,
+        threshold=data.threshold,
+        n_texts=data.n_texts,
+        n_anchor_texts=n_anchor,
+    )

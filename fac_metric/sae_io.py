@@ -1,0 +1,109 @@
+"""Load an SAE: a sae-lens folder, a sae-lens release, or the paper's released checkpoints.
+
+Owns: turning what a user names into a sae-lens ``SAE`` on the right device, with safetensors
+or ``torch.load(weights_only=True)`` only, and clear errors for missing or corrupt files. Must
+not: know about LMs or pooling.
+
+Accepted specs:
+
+- a folder holding sae-lens' ``cfg.json`` + ``sae_weights.safetensors``;
+- ``"RELEASE/SAE_ID"`` or ``(release, sae_id)``: ``SAE.from_pretrained`` (needs the Hub);
+- a ``.pth``/``.pt`` file of the FAC paper (``Zhongzhi1228/sae_*_h65536``): a dict
+  ``{"weight": state_dict, "config": {"d_inp", "d_hide", "topK"?}}`` of a tied TopK SAE, whose
+  encoder is ``relu(topk((x - b_dec) @ W_enc + b_enc))`` and decoder ``W_enc.T``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from .errors import FacModelError
+from .models import offline
+
+PAPER_DEFAULT_K = 20
+"""The paper's final k (annealed from 200 to 20) when a checkpoint does not record its own."""
+
+
+def load_sae(spec, device: str | torch.device = "cpu"):
+    """Load the SAE named by ``spec`` (see the module docstring) onto ``device``."""
+    from sae_lens import SAE
+
+    if isinstance(spec, (tuple, list)):
+        return _from_release(*spec, device=device)
+    path = Path(os.fspath(spec))
+    if path.is_dir():
+        if not (path / "cfg.json").is_file() or not (path / "sae_weights.safetensors").is_file():
+            raise FacModelError(f"SAE folder {path} lacks cfg.json or sae_weights.safetensors (sae-lens' save_model format)")
+        try:
+            return SAE.load_from_disk(str(path), device=str(device))
+        except Exception as err:  # a truncated or foreign file fails deep inside safetensors/json
+            raise FacModelError(f"SAE folder {path} is corrupt or not a sae-lens SAE: {err}") from err
+    if path.is_file() and path.suffix in {".pth", ".pt"}:
+        return load_paper_checkpoint(path, device=device)
+    if path.exists() or path.suffix:
+        raise FacModelError(f"cannot read SAE {str(spec)!r}: expected a sae-lens folder or a .pth/.pt file of the FAC paper")
+    if "/" in str(spec):
+        release, _, sae_id = str(spec).partition("/")
+        return _from_release(release, sae_id, device=device)
+    raise FacModelError(f"SAE {str(spec)!r} is neither a local path nor 'RELEASE/SAE_ID' of sae-lens' pretrained SAEs")
+
+
+def _from_release(release: str, sae_id: str, device) -> object:
+    from sae_lens import SAE
+
+    if offline():
+        raise FacModelError(
+            f"SAE release {release!r} / {sae_id!r} needs the Hugging Face Hub, but HF_HUB_OFFLINE=1: "
+            "unset it, or pass a local sae-lens folder (e.g. the default feature space, fac_metric.default_space_path())"
+        )
+    try:
+        return SAE.from_pretrained(release, sae_id, device=str(device))
+    except Exception as err:
+        raise FacModelError(f"cannot load SAE {sae_id!r} of release {release!r}: {err}") from err
+
+
+def load_paper_checkpoint(path: str | Path, device="cpu", k: int | None = None):
+    """Convert one of the paper's TopK checkpoints into a sae-lens ``TopKSAE``.
+
+    Read with ``torch.load(weights_only=True)``: tensors and plain containers only, no code.
+    """
+    from sae_lens import SAE
+
+    try:
+        states = torch.load(path, map_location="cpu", weights_only=True)
+        weight, config = states["weight"], states["config"]
+        w_enc = weight["W_enc"].float()
+        d_in, d_sae = int(config["d_inp"]), int(config["d_hide"])
+    except Exception as err:
+        raise FacModelError(f"{path} is not a FAC-paper SAE checkpoint ({{'weight', 'config'}}): {err}") from err
+    if tuple(w_enc.shape) != (d_in, d_sae):
+        raise FacModelError(f"{path}: W_enc has shape {tuple(w_enc.shape)}, config says ({d_in}, {d_sae})")
+    cfg = {
+        "architecture": "topk",
+        "d_in": d_in,
+        "d_sae": d_sae,
+        "k": int(k or config.get("topK") or PAPER_DEFAULT_K),
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": True,
+        "normalize_activations": "none",
+        "rescale_acts_by_decoder_norm": False,
+        "metadata": {"source": str(path)},
+    }
+    tensors = {
+        "W_enc": w_enc.contiguous(),
+        "W_dec": w_enc.T.contiguous(),  # tied weights: the decoder is the encoder's transpose
+        "b_enc": weight["b_enc"].float().contiguous(),
+        "b_dec": weight["b_dec"].float().contiguous(),
+    }
+    from safetensors.torch import save_file
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "cfg.json").write_text(json.dumps(cfg))
+        save_file(tensors, str(Path(tmp) / "sae_weights.safetensors"))
+        return SAE.load_from_disk(tmp, device=str(device))
