@@ -1,0 +1,157 @@
+"""Encoding speed and memory, measured side by side in one run (ratios, not absolute times).
+
+    python benchmarks/encode_throughput.py                 # all three comparisons
+    python benchmarks/encode_throughput.py --skip-memory   # throughput only (~3 min on 2 cores)
+
+1. ``FeatureSpace.encode`` tokens/s ÷ a bare forward truncated at the same layer, same texts,
+   batch size and dtype (target >= 0.85: the SAE's own arithmetic is the only extra work).
+2. ``FeatureSpace.encode`` ÷ a naive pipeline: full forward with ``output_hidden_states=True``
+   (all 30 layers and the logits), the SAE over every padded position, a Python max per text
+   (target >= 3x).
+3. Streaming a profile over 20k texts vs 2k texts: growth of peak RSS above the loaded-model
+   baseline, each in a fresh process (target ratio <= 1.5).
+
+Arms alternate over ``--repeats`` rounds and the median is reported, since these machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def texts_for_benchmark(n: int, seed: int = 0) -> list[str]:
+    """``n`` distinct short texts built from the bundled examples' sentences (seeded)."""
+    from fac_metric.examples import load_example
+
+    sentences = []
+    for name in ("ifeval_anchor", "ifeval_heldout", "brown_unseen"):
+        for text in load_example(name):
+            sentences += [s.strip() for s in re.split(r"(?<=[.!?])\s+", text) if 20 <= len(s.strip()) <= 200]
+    rng = random.Random(seed)
+    return [f"{rng.choice(sentences)} {rng.choice(sentences)}" for _ in range(n)]
+
+
+def bare_forward(space, texts, batch_size):
+    reader = space.reader
+    tokenized = reader.tokenize_all(texts)
+    with torch.inference_mode():
+        for ids in reader.batches(tokenized, batch_size):
+            reader.read(tokenized, ids)
+
+
+def naive(space, texts, batch_size):
+    """What one writes without fac: full forward, hidden_states, SAE on all positions, Python max."""
+    reader, sae = space.reader, space.sae
+    tokenized = reader.tokenize_all(texts)
+    layer = int(reader.hook.rsplit(".", 1)[1]) + 1
+    pooled = []
+    with torch.inference_mode():
+        for start in range(0, len(tokenized), batch_size):  # input order: no length bucketing
+            chunk = tokenized[start : start + batch_size]
+            width = max(len(t.input_ids) for t in chunk)
+            ids = torch.full((len(chunk), width), reader.tokenizer.pad_token_id)
+            mask = torch.zeros_like(ids)
+            for r, t in enumerate(chunk):
+                ids[r, : len(t.input_ids)] = torch.tensor(t.input_ids)
+                mask[r, : len(t.input_ids)] = 1
+            hidden = reader.model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states[layer]
+            z = sae.encode(hidden.float())  # every padded position
+            for r, t in enumerate(chunk):
+                best = None
+                for pos, counted in enumerate(t.counted):
+                    if counted:
+                        best = z[r, pos] if best is None else torch.maximum(best, z[r, pos])
+                pooled.append(best)
+
+
+def ours(space, texts, batch_size):
+    space.encode(texts, batch_size=batch_size, show_progress=False)
+
+
+def throughput(args) -> dict:
+    from fac_metric.scoring import get_feature_space
+
+    space = get_feature_space(args.feature_space)
+    texts = texts_for_benchmark(args.n_texts)
+    arms = {"fac_encode": ours, "bare_forward_to_layer": bare_forward, "naive_full_forward": naive}
+    rates = {name: [] for name in arms}
+    # Every arm runs the same tokens (padding excluded): count them once, outside the timing.
+    n_tokens = sum(len(t.input_ids) for t in space.reader.tokenize_all(texts))
+    ours(space, texts[:64], args.batch_size)  # warm-up
+    for _ in range(args.repeats):
+        for name, fn in arms.items():
+            t0 = time.perf_counter()
+            fn(space, texts, args.batch_size)
+            rates[name].append(n_tokens / (time.perf_counter() - t0))
+    med = {k: statistics.median(v) for k, v in rates.items()}
+    return {
+        "texts": len(texts), "batch_size": args.batch_size, "dtype": str(space.reader.dtype), "threads": torch.get_num_threads(),
+        "tokens_per_s": {k: round(v) for k, v in med.items()},
+        "encode_over_bare_forward": round(med["fac_encode"] / med["bare_forward_to_layer"], 3),
+        "encode_over_naive": round(med["fac_encode"] / med["naive_full_forward"], 2),
+    }
+
+
+def _rss_child(n_texts: int, feature_space: str | None) -> None:
+    """Run in a fresh process: load, note RSS, stream a profile, print peak-RSS growth."""
+    from fac_metric.profile import FeatureProfile
+    from fac_metric.scoring import get_feature_space
+
+    space = get_feature_space(feature_space)
+    texts = texts_for_benchmark(n_texts)
+    space.encode(texts[:32], show_progress=False)  # warm-up: allocator pools, lazy imports
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    FeatureProfile.from_texts(space, iter(texts), show_progress=False)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(json.dumps({"n_texts": n_texts, "baseline_mb": base / 1024, "growth_mb": (peak - base) / 1024}))
+
+
+def memory(args) -> dict:
+    out = {}
+    for n in (args.small, args.large):
+        cmd = [sys.executable, __file__, "--rss-child", str(n)]
+        if args.feature_space:
+            cmd += ["--feature-space", args.feature_space]
+        line = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
+        out[n] = json.loads(line)
+    growth_small, growth_large = out[args.small]["growth_mb"], out[args.large]["growth_mb"]
+    return {
+        "texts": [args.small, args.large],
+        "peak_rss_growth_mb": [round(growth_small, 1), round(growth_large, 1)],
+        "baseline_rss_mb": round(out[args.small]["baseline_mb"], 1),
+        "growth_ratio_large_over_small": round(growth_large / max(growth_small, 1.0), 2),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser()
+    p.add_argument("--feature-space")
+    p.add_argument("--n-texts", type=int, default=256)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--small", type=int, default=2000)
+    p.add_argument("--large", type=int, default=20000)
+    p.add_argument("--skip-memory", action="store_true")
+    p.add_argument("--rss-child", type=int)
+    args = p.parse_args()
+    if args.rss_child:
+        _rss_child(args.rss_child, args.feature_space)
+        return
+    result = {"throughput": throughput(args)}
+    if not args.skip_memory:
+        result["memory"] = memory(args)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,41 @@
+"""Shared fixtures. Tests run offline, on one thread per process, with the embedded default space."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("WANDB_MODE", "disabled")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+collect_ignore = []
+
+
+@pytest.fixture(scope="session")
+def space():
+    from fac_metric.scoring import get_feature_space
+
+    return get_feature_space(None, dtype="float32")
+
+
+@pytest.fixture(scope="session")
+def anchor_texts():
+    from fac_metric.examples import load_example
+
+    return load_example("ifeval_anchor")
+
+
+@pytest.fixture(scope="session")
+def heldout_texts():
+    from fac_metric.examples import load_example
+
+    return load_example("ifeval_heldout")
+
+
+@pytest.fixture(scope="session")
+def brown_texts():
+    from fac_metric.examples import load_example
+
+    return load_example("brown_unseen")

@@ -1,0 +1,52 @@
+"""The evaluate module: evaluate.load(fac_metric.MODULE_PATH) works offline, streams, caches the model."""
+
+import evaluate
+import pytest
+
+import fac_metric
+from fac_metric import scoring
+
+
+@pytest.fixture(scope="module")
+def measurement():
+    return evaluate.load(fac_metric.MODULE_PATH)
+
+
+def test_compute_returns_fac_and_missing_features(measurement, heldout_texts, anchor_texts):
+    r = measurement.compute(data=heldout_texts[:30], anchor=anchor_texts[:100])
+    assert set(r) == {"fac", "n_covered", "n_relevant", "missing_features", "threshold", "relevance"}
+    assert 0 < r["fac"] < 1 and r["n_covered"] < r["n_relevant"]
+    assert len(r["missing_features"]) == min(100, r["n_relevant"] - r["n_covered"])
+
+
+def test_add_batch_streaming_equals_one_call(measurement, heldout_texts, anchor_texts):
+    whole = measurement.compute(data=heldout_texts[:20], anchor=anchor_texts[:60])
+    for start in range(0, 20, 7):
+        measurement.add_batch(data=heldout_texts[start : start + 7])
+    assert measurement.compute(anchor=anchor_texts[:60]) == whole
+
+
+def test_chat_messages_are_accepted(measurement, anchor_texts):
+    chats = [[{"role": "user", "content": t}] for t in anchor_texts[:10]]
+    as_chat = measurement.compute(data=chats, anchor=anchor_texts[:60])
+    as_text = measurement.compute(data=anchor_texts[:10], anchor=anchor_texts[:60])
+    assert as_chat == as_text
+
+
+def test_the_model_loads_once_across_calls(measurement, anchor_texts):
+    measurement.compute(data=anchor_texts[:3], anchor=anchor_texts[:5])
+    cached = dict(scoring._SPACES)
+    measurement.compute(data=anchor_texts[3:6], anchor=anchor_texts[:5])
+    assert scoring._SPACES == cached and all(scoring._SPACES[k] is cached[k] for k in cached)
+
+
+def test_fac_metric_load_and_load_metric_return_the_module(anchor_texts):
+    for module in (fac_metric.load(), fac_metric.load_metric("fac")):
+        assert module.name == "fac" and "Feature Activation Coverage" in module.description
+    with pytest.raises(ValueError, match="only provides 'fac'"):
+        fac_metric.load_metric("accuracy")
+
+
+def test_empty_data_is_a_clear_error(measurement, anchor_texts):
+    with pytest.raises(ValueError, match="data"):
+        measurement.compute(data=[], anchor=anchor_texts[:5])
