@@ -1,0 +1,33 @@
+"""`fac train-sae` end to end on a small corpus: a feature-space folder that loads and encodes."""
+
+import json
+
+import numpy as np
+
+from fac_datasets_ext.cli import main
+from fac_metric.examples import example_path
+from fac_metric.feature_space import FeatureSpace
+
+
+def test_train_sae_builds_a_loadable_feature_space_and_resumes(tmp_path, capsys):
+    corpus = tmp_path / "corpus.jsonl"
+    texts = [json.loads(line)["text"] for line in example_path("brown_unseen").read_text().splitlines()][:120]
+    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    args = ["train-sae", "--out", str(tmp_path / "space"), "--work-dir", str(tmp_path / "work"), "--data", str(corpus),
+            "--d-sae", "256", "--k", "8", "--epochs", "3", "--quiet"]
+    assert main(args) == 0
+    assert json.loads(capsys.readouterr().out) == json.loads((tmp_path / "work/quality.json").read_text())
+    quality = json.loads((tmp_path / "space/quality.json").read_text())
+    for key in ("explained_variance", "mean_l0", "dead_fraction", "loss_increase"):
+        assert key in quality
+    assert 0 < quality["mean_l0"] <= 8
+    space = FeatureSpace.load(tmp_path / "space", dtype="float32")
+    assert space.d_sae == 256 and space.calibrated and space.background.n_texts > 0
+    acts = space.encode(["A quiet morning in the valley."], show_progress=False)
+    assert 0 < len(acts.row(0)[0]) <= 256 and np.all(acts.values > 0)
+    # a second run with the same arguments reuses every stage already on disk
+    shards = sorted((tmp_path / "work/residuals/train").iterdir())
+    mtimes = [p.stat().st_mtime_ns for p in shards]
+    assert main(args) == 0
+    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "work/residuals/train").iterdir())] == mtimes
+    assert FeatureSpace.load(tmp_path / "space", dtype="float32").fingerprint == space.fingerprint
