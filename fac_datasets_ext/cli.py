@@ -6,7 +6,6 @@ not: hold measurement logic; it calls ``fac_metric``.
 
     fac score train.jsonl --anchor task.jsonl --out fac_report
     fac train-sae --out my_space --layer 15
-    accelerate launch -m fac_datasets_ext.cli score ...
 """
 
 from __future__ import annotations

@@ -41,9 +41,10 @@ FORMAT_VERSION = 1
 Pooling = Literal["max", "max_preact"]
 POOLINGS = ("max", "max_preact")
 
-DEFAULT_THRESHOLD = 0.5
+DEFAULT_THRESHOLD = 1.5
 """Default δ, relative to each latent's scale: a feature is active on a text when its pooled
-activation exceeds half its typical strength on the background corpus (see docs/calibration.md)."""
+activation exceeds 1.5 x its median activation on held-out text (chosen so that FAC separates
+same-task from unrelated data and a few texts cannot saturate it: docs/calibration.md)."""
 
 _TOKENS_PER_SAE_CALL = 4096  # bounds the dense [tokens, d_sae] block the SAE produces per call
 _TEXTS_PER_CHUNK = 1024  # texts tokenised at once: memory stays flat however many texts come

@@ -155,7 +155,7 @@ class FACResult:
     covered: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     """Reference features the data does not cover, most important first (anchor frequency, then strength)."""
-    relevance: str = "not-generic"
+    relevance: str = "enriched"
     threshold: float = 0.0
     n_texts: int = 0
     n_anchor_texts: int = 0
@@ -164,11 +164,17 @@ class FACResult:
         return asdict(self)
 
 
-def generic_features(background: FeatureProfile | None, max_fraction: float = 0.5) -> np.ndarray:
-    """Latents active on more than ``max_fraction`` of the background texts (too generic to matter)."""
-    if background is None or background.n_texts == 0:
-        return np.zeros(0, bool) if background is None else np.zeros(background.d_sae, bool)
-    return background.count > max_fraction * background.n_texts
+def enriched_features(anchor: FeatureProfile, background: FeatureProfile, generic_fraction: float = 0.5) -> np.ndarray:
+    """Latents that matter for the anchor's task: covered by the anchor, active on a larger share
+    of anchor texts than of background texts, and not generic (active on at most
+    ``generic_fraction`` of the background).
+
+    Without the share comparison nearly every latent a few hundred anchor texts touch would count,
+    and any long unrelated text would cover them: FAC would measure text length, not the task.
+    """
+    anchor_share = anchor.count / max(anchor.n_texts, 1)
+    background_share = background.count / max(background.n_texts, 1)
+    return anchor.active & (anchor_share > background_share) & (background_share <= generic_fraction)
 
 
 def fac(
@@ -182,8 +188,8 @@ def fac(
 ) -> FACResult:
     """FAC of ``data`` against ``anchor`` (see the module docstring for a worked example).
 
-    Relevant features are ``relevant`` when given (ids), else the anchor-covered features that
-    are not generic on ``background`` (active on more than ``generic_fraction`` of its texts).
+    Relevant features are ``relevant`` when given (ids), else, with a ``background`` profile,
+    the anchor's enriched features (:func:`enriched_features`), else all anchor-covered ones.
     Without an anchor: the share of ``live`` latents (default: all) that ``data`` covers.
     """
     if anchor is None:
@@ -205,8 +211,8 @@ def fac(
         else:
             if background is not None:
                 background.check_compatible(anchor, "background and anchor profiles")
-                ref &= ~generic_features(background, generic_fraction)
-            mode = "not-generic" if background is not None else "all"
+                ref &= enriched_features(anchor, background, generic_fraction)
+            mode = "enriched" if background is not None else "all"
     covered_mask = ref & data.active
     missing_mask = ref & ~data.active
     n_ref = int(ref.sum())

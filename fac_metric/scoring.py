@@ -2,7 +2,7 @@
 
 Owns: caching loaded feature spaces (the LM and SAE load once per process, not per
 ``compute()``), turning an anchor given as texts or as a saved profile into a profile, and the
-default relevance rule (anchor features that are not generic on the shipped background).
+default relevance rule (the anchor's enriched features against the shipped background).
 Must not: parse files (the CLI does) or print.
 
 >>> from fac_metric.scoring import score

@@ -62,13 +62,16 @@ def test_relevant_set_restricts_the_denominator(space, anchor_acts):
         fac(anchor, anchor, relevant=[space.d_sae + 5])
 
 
-def test_generic_background_features_are_not_relevant(space, anchor_acts):
+def test_relevant_features_are_those_the_anchor_fires_more_often_than_the_background(space, anchor_acts):
     anchor = profile(space, anchor_acts)
     bg = background_profile(space, space.threshold)
-    generic = bg.count > 0.5 * bg.n_texts
-    with_bg = fac(anchor, anchor, background=bg)
-    assert with_bg.n_reference == int((anchor.active & ~generic).sum())
-    assert not generic[with_bg.covered].any()
+    anchor_share, bg_share = anchor.count / anchor.n_texts, bg.count / bg.n_texts
+    result = fac(anchor, anchor, background=bg)
+    relevant = np.array(result.covered)
+    assert result.relevance == "enriched" and result.fac == 1.0
+    assert np.all(anchor_share[relevant] > bg_share[relevant]) and np.all(bg_share[relevant] <= 0.5)
+    expected = anchor.active & (anchor_share > bg_share) & (bg_share <= 0.5)
+    assert result.n_reference == int(expected.sum()) < int(anchor.active.sum())
 
 
 def test_without_anchor_fac_is_coverage_of_live_latents(space, anchor_acts):

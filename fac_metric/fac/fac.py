@@ -32,7 +32,8 @@ Args:
         embedded SmolLM2 space. Loaded once per process and reused by later calls.
     threshold (`float`, *optional*): δ, relative to each feature's scale. Defaults to the space's.
     relevant_features (`list` of `int`, *optional*): restrict FAC to these feature ids. By default
-        relevant = anchor features that are not generic on the shipped background corpus.
+        relevant = the anchor's enriched features: active on a larger share of anchor texts than
+        of the shipped background corpus, and on at most half of the background.
     batch_size (`int`, defaults to 32): texts per forward pass.
     show_progress (`bool`, defaults to False): show progress bars.
     n_missing (`int`, defaults to 100): how many missing features to list (-1 for all).
