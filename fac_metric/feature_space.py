@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, Sequence
 
@@ -116,7 +115,9 @@ class FeatureSpace:
         torch_dtype = auto_dtype(device) if dtype == "auto" else (getattr(torch, dtype) if isinstance(dtype, str) else dtype)
         lm, tokenizer = load_lm(model, revision=revision, token=token, dtype=torch_dtype, device=device)
         sae_obj = sae if isinstance(sae, torch.nn.Module) else load_sae(sae, device=device)
-        sae_obj.to(device)
+        # SAEs are often stored in fp16 (the default one is): on a CPU fp16 matmuls are emulated
+        # and ~50x slower, and the SAE is a small share of the work anyway, so it runs in fp32.
+        sae_obj.to(device=device, dtype=torch.float32)
         if hook is None:
             meta_hook = getattr(getattr(sae_obj.cfg, "metadata", None), "hook_name", None)
             hook = hook_for_layer(layer) if layer is not None else meta_hook
@@ -141,11 +142,14 @@ class FeatureSpace:
         device: str | torch.device | None = None,
         dtype: str | torch.dtype = "auto",
         threshold: float | None = None,
+        text_format: Literal["chat", "raw"] | None = None,
     ) -> "FeatureSpace":
         """Load a feature-space folder (local path or Hub repo id); ``None`` = the embedded default.
 
         ``model`` overrides the LM the folder names (e.g. a local copy of the same weights);
         the fingerprint check still refuses weights that differ from the ones calibrated.
+        ``text_format="raw"`` encodes plain strings as documents instead of user turns (this
+        changes the fingerprint: profiles made one way are refused the other way).
         """
         folder = _resolve_space(path, revision=revision, token=token)
         meta = json.loads((folder / SPACE_FILE).read_text())
@@ -157,7 +161,7 @@ class FeatureSpace:
             model if model is not None else meta["model"],
             folder,
             hook=meta["hook"],
-            text_format=meta["text_format"],
+            text_format=text_format or meta["text_format"],
             max_length=meta["max_length"],
             pooling=meta["pooling"],
             threshold=threshold if threshold is not None else meta["threshold"],
@@ -376,7 +380,3 @@ def _resolve_space(path, *, revision=None, token=None) -> Path:
     except Exception as err:
         raise FacModelError(f"cannot download feature space {str(path)!r}: {err}") from err
 
-
-def copy_space(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
-    """Copy a feature-space folder (e.g. the default) to edit or publish it."""
-    return Path(shutil.copytree(src, dst, dirs_exist_ok=True))

@@ -20,9 +20,10 @@ def test_compute_returns_fac_and_missing_features(measurement, heldout_texts, an
 
 
 def test_add_batch_streaming_equals_one_call(measurement, heldout_texts, anchor_texts):
-    whole = measurement.compute(data=heldout_texts[:20], anchor=anchor_texts[:60])
-    for start in range(0, 20, 7):
-        measurement.add_batch(data=heldout_texts[start : start + 7])
+    data = heldout_texts[:20]
+    whole = measurement.compute(data=data, anchor=anchor_texts[:60])
+    for start in range(0, len(data), 7):
+        measurement.add_batch(data=data[start : start + 7])
     assert measurement.compute(anchor=anchor_texts[:60]) == whole
 
 

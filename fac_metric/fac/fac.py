@@ -4,6 +4,7 @@
 import datasets
 import evaluate
 
+from fac_metric.errors import FacInputError
 from fac_metric.scoring import score
 
 _DESCRIPTION = """
@@ -89,6 +90,13 @@ class FAC(evaluate.Measurement):
             ],
             reference_urls=["https://arxiv.org/abs/2602.10388"],
         )
+
+    def compute(self, *, data=None, **kwargs):
+        """Compute FAC (arguments below); refuses empty data with a clear message."""
+        # evaluate fails with an IndexError deep inside feature inference on an empty list.
+        if data is not None and len(data) == 0:
+            raise FacInputError("data is empty: pass at least one text (or add_batch before compute)")
+        return super().compute(**kwargs) if data is None else super().compute(data=data, **kwargs)
 
     def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevant_features=None,
                  batch_size=32, show_progress=False, n_missing=100):
