@@ -114,9 +114,8 @@ class LayerReader:
         for start in range(0, len(order), batch_size):
             yield order[start : start + batch_size]
 
-    @torch.inference_mode()
-    def read(self, tokenized: Sequence[Tokenized], ids: list[int]) -> ResidualBatch:
-        """Run texts ``ids`` up to the hooked layer; return the counted tokens' residuals."""
+    def pad(self, tokenized: Sequence[Tokenized], ids: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Right-padded ``(input_ids, attention_mask, counted)`` tensors of texts ``ids``."""
         width = max(len(tokenized[i].input_ids) for i in ids)
         pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         input_ids = torch.full((len(ids), width), pad, dtype=torch.long)
@@ -128,6 +127,12 @@ class LayerReader:
             input_ids[row, :n] = torch.tensor(t.input_ids)
             attention[row, :n] = 1
             counted[row, :n] = torch.tensor(t.counted)
+        return input_ids, attention, counted
+
+    @torch.inference_mode()
+    def read(self, tokenized: Sequence[Tokenized], ids: list[int]) -> ResidualBatch:
+        """Run texts ``ids`` up to the hooked layer; return the counted tokens' residuals."""
+        input_ids, attention, counted = self.pad(tokenized, ids)
         hidden = self.forward_to_layer(input_ids.to(self.device), attention.to(self.device))
         counted = counted.to(hidden.device)
         return ResidualBatch(

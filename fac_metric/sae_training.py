@@ -242,13 +242,7 @@ def spliced_loss(reader: LayerReader, sae, texts: Sequence[str], batch_size: int
         return (hidden, *output[1:]) if isinstance(output, tuple) else hidden
 
     for ids in reader.batches(tokenized, batch_size):
-        width = max(len(tokenized[i].input_ids) for i in ids)
-        input_ids = torch.full((len(ids), width), reader.tokenizer.pad_token_id, dtype=torch.long)
-        mask = torch.zeros_like(input_ids)
-        for row, i in enumerate(ids):
-            n = len(tokenized[i].input_ids)
-            input_ids[row, :n] = torch.tensor(tokenized[i].input_ids)
-            mask[row, :n] = 1
+        input_ids, mask, _ = reader.pad(tokenized, ids)
         labels = input_ids.masked_fill(mask == 0, -100)
         labels[:, :1] = -100  # predicting token 1 from the sink alone says nothing about the SAE
         for name in totals:
