@@ -3,6 +3,7 @@
     python benchmarks/encode_throughput.py                 # all three comparisons
     python benchmarks/encode_throughput.py --skip-memory   # throughput only (~3 min on 2 cores)
     python benchmarks/encode_throughput.py --skip-throughput   # memory only (~8 min on 2 cores)
+    python benchmarks/encode_throughput.py --skip-throughput --skip-memory --compare-dtypes   # bf16 vs fp32
 
 1. ``FeatureSpace.encode`` tokens/s ÷ a bare forward truncated at the same layer, same texts,
    batch size and dtype (target >= 0.85: the SAE's own arithmetic is the only extra work).
@@ -138,6 +139,24 @@ def _rss_child(n_texts: int, feature_space: str | None) -> None:
     print(json.dumps({"n_texts": n_texts, "baseline_mb": base, "growth_mb": peak[0] - base}))
 
 
+def dtype_speed(args) -> dict:
+    """``FeatureSpace.encode`` in bf16 vs fp32 on the same texts, alternating, medians."""
+    from fac_metric.feature_space import FeatureSpace
+
+    texts = texts_for_benchmark(args.n_texts)
+    spaces = {d: FeatureSpace.load(args.feature_space, dtype=d) for d in ("float32", "bfloat16")}
+    n_tokens = sum(len(t.input_ids) for t in spaces["float32"].reader.tokenize_all(texts))
+    rates = {d: [] for d in spaces}
+    for _ in range(args.repeats):
+        for d, space in spaces.items():
+            t0 = time.perf_counter()
+            space.encode(texts, batch_size=args.batch_size, show_progress=False)
+            rates[d].append(n_tokens / (time.perf_counter() - t0))
+    med = {d: statistics.median(v) for d, v in rates.items()}
+    return {"tokens_per_s": {d: round(v) for d, v in med.items()},
+            "bf16_over_fp32": round(med["bfloat16"] / med["float32"], 2)}
+
+
 def memory(args) -> dict:
     out = {}
     for n in (args.small, args.large):
@@ -166,12 +185,15 @@ def main() -> None:
     p.add_argument("--large", type=int, default=20000)
     p.add_argument("--skip-memory", action="store_true")
     p.add_argument("--skip-throughput", action="store_true")
+    p.add_argument("--compare-dtypes", action="store_true", help="also time encode in bf16 vs fp32")
     p.add_argument("--rss-child", type=int)
     args = p.parse_args()
     if args.rss_child:
         _rss_child(args.rss_child, args.feature_space)
         return
     result = {} if args.skip_throughput else {"throughput": throughput(args)}
+    if args.compare_dtypes:
+        result["dtypes"] = dtype_speed(args)
     if not args.skip_memory:
         result["memory"] = memory(args)
     print(json.dumps(result, indent=2))

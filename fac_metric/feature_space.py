@@ -216,7 +216,11 @@ class FeatureSpace:
         return int(self.sae.cfg.d_sae)
 
     def lm_fingerprint(self) -> str:
-        """Hash of the LM weights that reach the hooked layer (as fp32, so dtype does not matter)."""
+        """Hash of the LM weights that reach the hooked layer.
+
+        Weights are hashed after rounding to bf16, so the same model loaded in fp32 or bf16 has
+        one fingerprint (bf16 keeps 8 mantissa bits: any real change of model still shows).
+        """
         if getattr(self, "_lm_fp", None) is None:
             h = hashlib.blake2b(digest_size=12)
             at = layer_of_hook(self.reader.hook)
@@ -229,7 +233,7 @@ class FeatureSpace:
                 if "lm_head" in name or name.startswith("model.norm"):
                     continue
                 h.update(name.encode())
-                h.update(p.detach().float().cpu().contiguous().numpy().tobytes())
+                h.update(p.detach().to(torch.bfloat16).float().cpu().contiguous().numpy().tobytes())
             self._lm_fp = h.hexdigest()
         return self._lm_fp
 
