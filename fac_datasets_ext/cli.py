@@ -53,7 +53,6 @@ def _add_train(sub) -> None:
 
 
 def cmd_score(args) -> int:
-    from fac_metric.errors import FacInputError
     from fac_metric.profile import FeatureProfile
     from fac_metric.report import summary_line, write_report
     from fac_metric.scoring import score
@@ -64,8 +63,6 @@ def cmd_score(args) -> int:
     anchor = None
     if args.anchor is not None:
         anchor = args.anchor if FeatureProfile.is_saved(args.anchor) else read_texts(args.anchor, args.anchor_column or args.column)
-    elif not args.data:
-        raise FacInputError("nothing to score")
     out = score(data, anchor, feature_space=args.feature_space, threshold=args.threshold,
                 batch_size=args.batch_size, show_progress=not args.quiet)
     write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor))

@@ -20,7 +20,7 @@ import torch
 
 from .corpora import default_training_rows, split_heldout
 from .layer_reader import LayerReader, hook_for_layer
-from .models import DEFAULT_LM, load_lm, resolve_model_path
+from .models import DEFAULT_LM, load_lm
 from .sae_training import (
     SAETrainConfig,
     drop_outliers,
