@@ -30,7 +30,7 @@ from .errors import FacInputError, FacModelError
 from .layer_reader import LayerReader, auto_dtype, hook_for_layer, layer_of_hook
 from .models import DEFAULT_LM, load_lm, offline
 from .sae_io import load_sae
-from .tokenization import TextItem, TextRule, check_item
+from .tokenization import TextItem, TextRule, check_collection, check_item
 
 SPACE_FILE = "feature_space.json"
 STATS_FILE = "feature_stats.safetensors"
@@ -291,10 +291,7 @@ class FeatureSpace:
         Only one chunk's tokens and activations are alive at a time, so a profile streamed from
         this keeps memory flat however long ``texts`` is.
         """
-        if isinstance(texts, (str, bytes)):
-            raise FacInputError("expected a list of texts, got a single string: wrap it as [text]")
-        if texts is None:
-            raise FacInputError("texts is None: pass a list of strings or chats")
+        check_collection(texts)
         total = len(texts) if hasattr(texts, "__len__") else None
         bar = tqdm(total=total, desc=desc, disable=not show_progress, unit="text")
         chunk: list[TextItem] = []

@@ -78,12 +78,17 @@ def check_item(item: Any, index: int) -> TextItem:
     )
 
 
-def check_items(items: Any) -> list[TextItem]:
-    """Validate a whole collection of texts; refuse a bare string and an empty collection."""
+def check_collection(items: Any) -> None:
+    """Refuse what cannot be a collection of texts: ``None`` or a bare string."""
     if isinstance(items, (str, bytes)):
         raise FacInputError("expected a list of texts, got a single string: wrap it as [text]")
     if items is None:
         raise FacInputError("texts is None: pass a list of strings or chats")
+
+
+def check_items(items: Any) -> list[TextItem]:
+    """Validate a whole collection of texts; refuse a bare string and an empty collection."""
+    check_collection(items)
     items = list(items)
     if not items:
         raise FacInputError("no texts to encode: pass at least one string or chat")
