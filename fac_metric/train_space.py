@@ -104,7 +104,7 @@ def run(args: TrainSpaceArgs) -> dict:
     quality.update(spliced_loss(reader, sae, general))
     quality.update(model=str(args.model), layer=args.layer, n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows))
     (args.work_dir / "quality.json").write_text(json.dumps(quality, indent=2))
-    finalize(args, rows, quality)
+    finalize(args, reader, heldout_rows, quality)
     return quality
 
 
@@ -120,7 +120,7 @@ def calibrate(space, calibration_texts: Sequence, background_texts: Sequence, *,
     """
     import numpy as np
 
-    from .activations import SparseActivations
+    from .scoring import background_profile
 
     calib = space.encode(list(calibration_texts), batch_size=batch_size, show_progress=show_progress, desc="Calibrating")
     order = np.argsort(calib.indices, kind="stable")
@@ -137,25 +137,28 @@ def calibrate(space, calibration_texts: Sequence, background_texts: Sequence, *,
     space._fingerprint = None
     space.background = space.encode(list(background_texts), batch_size=batch_size, show_progress=show_progress,
                                      desc="Background")
-    bg: SparseActivations = space.background
-    above = bg.values > space.absolute_thresholds()[bg.indices]
-    bg_count = np.bincount(bg.indices[above], minlength=space.d_sae)
+    bg = background_profile(space, space.threshold)
     space.facts = [
         {"id": int(i), "scale": round(float(scales[i]), 4), "calibration_firings": int(firings[i]),
-         "background_fraction": round(float(bg_count[i] / bg.n_texts), 4)}
+         "background_fraction": round(float(bg.count[i] / bg.n_texts), 4)}
         for i in range(space.d_sae)
     ]
 
 
-def finalize(args: TrainSpaceArgs, rows: Sequence[dict], quality: dict) -> Path:
-    """Write the feature-space folder: SAE + rule + scales + background + facts + quality."""
+def finalize(args: TrainSpaceArgs, reader: LayerReader, heldout_rows: Sequence[dict], quality: dict) -> Path:
+    """Write the feature-space folder: SAE + rule + scales + background + facts + quality.
+
+    Reuses the LM that ``run`` loaded; the space encodes with a 512-token context.
+    """
+    from sae_lens import SAE
+
     from .feature_space import FeatureSpace
 
-    _, heldout_rows = split_heldout(rows)
-    space = FeatureSpace.from_components(args.model, args.work_dir / "sae", layer=args.layer, dtype=args.dtype,
-                                         max_length=512)
+    sae = SAE.load_from_disk(str(args.work_dir / "sae"), device="cpu")
     # The committed SAE is fp16: calibrate the exact weights that will be loaded.
-    space.sae.to(torch.float16).to(torch.float32)
+    sae.to(torch.float16).to(torch.float32)
+    space_reader = LayerReader(reader.model, reader.tokenizer, reader.hook, TextRule("chat", 512))
+    space = FeatureSpace(space_reader, sae, model_name=str(args.model))
     calib = [r.get("messages") or r["text"] for r in heldout_rows]
     background = [r["text"] for r in heldout_rows if "text" in r]
     calibrate(space, calib, background, batch_size=args.batch_size, show_progress=args.show_progress)
