@@ -2,8 +2,8 @@
 
     python experiments/calibrate_threshold.py [--feature-space DIR]
 
-For each δ (relative to each latent's scale) it prints, with relevance = anchor features not
-generic on the shipped background:
+For each δ (relative to each latent's scale) and each statistical relevance mode (``contrast``
+against the shipped background, the default; ``all`` non-generic anchor features) it prints:
 - FAC of 60 held-out IFEval prompts (same task) and of 60 unseen Brown paragraphs (unrelated)
   against the 300-prompt IFEval anchor, and their gap;
 - FAC of a 10-prompt sample of the anchor (must stay well below 1: no saturation);
@@ -18,6 +18,7 @@ import json
 
 from fac_metric.examples import load_example
 from fac_metric.profile import FeatureProfile, fac
+from fac_metric.relevance import select_relevant
 from fac_metric.scoring import background_profile, get_feature_space
 
 
@@ -25,27 +26,28 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--feature-space")
     p.add_argument("--deltas", default="0.25,0.5,0.75,1.0,1.25,1.5,2.0")
+    p.add_argument("--modes", default="contrast,all")
     args = p.parse_args()
     space = get_feature_space(args.feature_space)
     anchor, held, brown = load_example("ifeval_anchor"), load_example("ifeval_heldout"), load_example("brown_unseen")
     acts = {name: space.encode(texts, show_progress=False)
             for name, texts in {"anchor": anchor, "held": held[:60], "brown": brown[:60]}.items()}
     rows = []
-    for delta in map(float, args.deltas.split(",")):
-        thr = space.absolute_thresholds(delta)
-        prof = {k: FeatureProfile.from_activations(a, thr, delta, space.fingerprint) for k, a in acts.items()}
-        ten = FeatureProfile.from_activations(acts["anchor"].select(range(10)), thr, delta, space.fingerprint)
-        bg = background_profile(space, delta)
-        same = fac(prof["held"], prof["anchor"], background=bg)
-        other = fac(prof["brown"], prof["anchor"], background=bg)
-        small = fac(ten, prof["anchor"], background=bg)
-        rows.append({"delta": delta, "relevant": same.n_reference, "fac_same_task": round(same.fac, 3),
-                     "fac_unrelated": round(other.fac, 3), "gap": round(same.fac - other.fac, 3),
-                     "fac_10_anchor_texts": round(small.fac, 3)})
-    print("| δ | relevant features | FAC same task (60) | FAC unrelated (60) | gap | FAC 10 anchor texts |")
-    print("|---:|---:|---:|---:|---:|---:|")
+    for mode in args.modes.split(","):
+        for delta in map(float, args.deltas.split(",")):
+            thr = space.absolute_thresholds(delta)
+            prof = {k: FeatureProfile.from_activations(a, thr, delta, space.fingerprint) for k, a in acts.items()}
+            ten = FeatureProfile.from_activations(acts["anchor"].select(range(10)), thr, delta, space.fingerprint)
+            relevant = select_relevant(mode, prof["anchor"], background=background_profile(space, delta)).features
+            same, other, small = (fac(p, prof["anchor"], relevant=relevant) for p in (prof["held"], prof["brown"], ten))
+            rows.append({"mode": mode, "delta": delta, "relevant": same.n_reference, "fac_same_task": round(same.fac, 3),
+                         "fac_unrelated": round(other.fac, 3), "gap": round(same.fac - other.fac, 3),
+                         "fac_10_anchor_texts": round(small.fac, 3)})
+    print("| relevance | δ | relevant features | FAC same task (60) | FAC unrelated (60) | gap | FAC 10 anchor texts |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for r in rows:
-        print(f"| {r['delta']} | {r['relevant']} | {r['fac_same_task']} | {r['fac_unrelated']} | {r['gap']} | {r['fac_10_anchor_texts']} |")
+        print(f"| {r['mode']} | {r['delta']} | {r['relevant']} | {r['fac_same_task']} | {r['fac_unrelated']} | {r['gap']} "
+              f"| {r['fac_10_anchor_texts']} |")
     print(json.dumps(rows))
 
 

@@ -1,10 +1,13 @@
-"""The ``fac`` command: ``fac score``, ``fac train-sae`` (more subcommands come with later features).
+"""The ``fac`` command: ``fac score``, ``fac explain``, ``fac spans``, ``fac train-sae``.
 
 Owns: argument parsing, reading files through ``datasets``, the one-line summary on stdout and
 turning fac's own errors into a one-line message with exit code 2 (never a traceback). Must
 not: hold measurement logic; it calls ``fac_metric``.
 
     fac score train.jsonl --anchor task.jsonl --out fac_report
+    fac score train.jsonl --anchor task.jsonl --relevance judge --guideline instruction_following \
+        --generator http://127.0.0.1:8000/v1
+    fac explain train.jsonl --anchor task.jsonl --generator local -n 10
     fac train-sae --out my_space --layer 15
 """
 
@@ -28,10 +31,29 @@ def _add_score(sub) -> None:
     p.add_argument("--anchor-column", help="column of the anchor's texts (default: as --column)")
     p.add_argument("--feature-space", help="feature-space folder or Hub repo id (default: the embedded one)")
     p.add_argument("--threshold", type=float, help="δ relative to each latent's scale (default: the space's)")
+    _add_relevance_options(p)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--out", default="fac_report", help="folder for report.md, result.json, coverage.png")
+    p.add_argument("--out", default="fac_report", help="folder for report.md, report.html, result.json, coverage.png")
     p.add_argument("--save-profiles", action="store_true", help="also save data/anchor profiles in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_relevance_options(p) -> None:
+    from fac_metric.relevance import DEFAULT_ALPHA, DEFAULT_MAX_JUDGED, RELEVANCE_MODES, shipped_guidelines
+
+    p.add_argument("--relevance", choices=RELEVANCE_MODES, default="contrast",
+                   help="how task-relevant features are chosen (default: contrast, a significance test against "
+                        "the background or --contrast)")
+    p.add_argument("--contrast", help="contrast set for --relevance contrast (e.g. the negative class), same formats")
+    p.add_argument("--contrast-column", help="column of the contrast set's texts (default: as --column)")
+    p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="false-discovery rate of the contrast test")
+    p.add_argument("--generator", help="LLM for judging/explaining: 'local' (the embedded SmolLM2), a model folder, "
+                                       "or an OpenAI-compatible URL such as http://127.0.0.1:8000/v1")
+    p.add_argument("--generator-model", help="model id at an HTTP --generator (default: the only one it serves)")
+    p.add_argument("--guideline", help=f"task guideline for --relevance judge: one of {shipped_guidelines()} or "
+                                       "your own sentence")
+    p.add_argument("--max-judged", type=int, default=DEFAULT_MAX_JUDGED,
+                   help="judge only the anchor's N most frequent candidate features (caps LLM calls)")
 
 
 def _add_train(sub) -> None:
@@ -52,10 +74,45 @@ def _add_train(sub) -> None:
     p.add_argument("--quiet", action="store_true")
 
 
+def _add_spans(sub) -> None:
+    p = sub.add_parser("spans", help="collect every feature's top-activating spans and LLM-free labels into a feature space")
+    p.add_argument("data", nargs="*", help="corpus files (default: the default space's own training corpus)")
+    p.add_argument("--feature-space", help="feature-space folder (default: the embedded one)")
+    p.add_argument("--column", help="text column of the data files")
+    p.add_argument("--out", help="folder to write features.jsonl and stats into (default: the feature-space folder)")
+    p.add_argument("--k", type=int, default=20, help="examples kept per feature while streaming (10 are stored)")
+    p.add_argument("--max-tokens", type=int, default=600_000, help="cap on the default corpus, in tokens")
+    p.add_argument("--work-dir", default=".work/train", help="where the default corpus is downloaded")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--quiet", action="store_true")
+
+
+def cmd_spans(args) -> int:
+    import shutil
+
+    from fac_metric.corpora import split_heldout
+    from fac_metric.feature_space import FeatureSpace, _resolve_space
+    from fac_metric.train_space import TrainSpaceArgs, default_rows, describe, rows_within
+
+    folder = _resolve_space(args.feature_space)
+    space = FeatureSpace.load(folder)
+    if args.data:
+        rows = _read_rows(args.data, args.column)
+    else:
+        train_rows, _ = split_heldout(default_rows(Path(args.work_dir), TrainSpaceArgs.max_tokens))
+        rows = rows_within(train_rows, args.max_tokens)
+    heaps = describe(space, rows, k=args.k, batch_size=args.batch_size, show_progress=not args.quiet)
+    out = Path(args.out) if args.out else folder
+    if out != folder:
+        shutil.copytree(folder, out, dirs_exist_ok=True)
+    space.save_facts(out)
+    print(f"spans of {int((heaps.count > 0).sum())} features from {heaps.n_texts} texts written to {out / 'features.jsonl'}")
+    return 0
+
+
 def cmd_score(args) -> int:
     from fac_metric.profile import FeatureProfile
     from fac_metric.report import summary_line, write_report
-    from fac_metric.scoring import score
 
     from .io import read_texts
 
@@ -63,15 +120,91 @@ def cmd_score(args) -> int:
     anchor = None
     if args.anchor is not None:
         anchor = args.anchor if FeatureProfile.is_saved(args.anchor) else read_texts(args.anchor, args.anchor_column or args.column)
-    out = score(data, anchor, feature_space=args.feature_space, threshold=args.threshold,
-                batch_size=args.batch_size, show_progress=not args.quiet)
+    out = _score(args, data, anchor)
     write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor))
     if args.save_profiles:
         out.data_profile.save(Path(args.out) / "data_profile")
         if out.anchor_profile is not None:
             out.anchor_profile.save(Path(args.out) / "anchor_profile")
     print(summary_line(out))
-    print(f"report: {Path(args.out) / 'report.md'}")
+    print(f"report: {Path(args.out) / 'report.md'} and {Path(args.out) / 'report.html'}")
+    return 0
+
+
+def _generator(args):
+    if not args.generator:
+        return None
+    from fac_metric.generators import get_generator
+
+    return get_generator(args.generator, model=args.generator_model)
+
+
+def _score(args, data, anchor):
+    """``score()`` with the relevance options shared by ``fac score`` and ``fac explain``."""
+    from fac_metric.profile import FeatureProfile
+    from fac_metric.scoring import score
+
+    from .io import read_texts
+
+    contrast = None
+    if args.contrast:
+        contrast = args.contrast if FeatureProfile.is_saved(args.contrast) else read_texts(
+            args.contrast, args.contrast_column or args.column)
+    return score(data, anchor, feature_space=args.feature_space, threshold=args.threshold, relevance=args.relevance,
+                 contrast=contrast, generator=_generator(args) if args.relevance == "judge" else None,
+                 guideline=args.guideline, max_judged=args.max_judged, alpha=args.alpha,
+                 batch_size=args.batch_size, show_progress=not args.quiet)
+
+
+def _add_explain(sub) -> None:
+    p = sub.add_parser("explain", help="what missing (or given) features mean and where they fire, as a report")
+    p.add_argument("data", nargs="?", help="dataset whose missing features to explain (as in `fac score`)")
+    p.add_argument("--anchor", help="the task's representative data")
+    p.add_argument("--features", help="comma-separated feature ids to explain instead of a dataset's missing ones")
+    p.add_argument("--column")
+    p.add_argument("--anchor-column")
+    p.add_argument("--feature-space")
+    p.add_argument("--threshold", type=float)
+    _add_relevance_options(p)
+    p.add_argument("-n", "--n-features", type=int, default=20, help="missing features to explain (default 20)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--out", default="fac_explain", help="report folder (with data); ignored with --features")
+    p.add_argument("--quiet", action="store_true")
+
+
+def cmd_explain(args) -> int:
+    from fac_metric.errors import FacInputError
+    from fac_metric.explain import explain_features, render_spans, top_spans
+    from fac_metric.report import summary_line, write_report
+    from fac_metric.scoring import get_feature_space
+
+    from .io import read_texts
+
+    gen = _generator(args)
+    if args.features:
+        try:
+            ids = [int(x) for x in args.features.split(",") if x.strip()]
+        except ValueError as err:
+            raise FacInputError(f"--features takes comma-separated integers: {err}") from err
+        space = get_feature_space(args.feature_space)
+        labels = explain_features(space, ids, gen, show_progress=not args.quiet) if gen else {}
+        for f in ids:
+            fact = space.fact(f)
+            print(f"feature {f}: {fact.get('summary') or 'no spans stored'}")
+            if f in labels:
+                ok = "" if labels[f]["verified"] else " (not confirmed by the check pass)"
+                print(f"  {labels[f]['source']}: {labels[f]['explanation']}{ok}")
+            print("  " + (render_spans(top_spans(space, f), 5) or "(no spans)").replace("\n", "\n  "))
+        return 0
+    if not args.data or not args.anchor:
+        raise FacInputError("fac explain needs DATA and --anchor (its missing features are explained), or --features")
+    out = _score(args, read_texts(args.data, args.column), read_texts(args.anchor, args.anchor_column or args.column))
+    shown = out.result.missing[: args.n_features]
+    labels = explain_features(out.space, shown, gen, spans=out.anchor_spans, show_progress=not args.quiet) if gen else None
+    write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor), explanations=labels,
+                 n_features=args.n_features)
+    print(summary_line(out))
+    print(f"report: {Path(args.out) / 'report.md'} and {Path(args.out) / 'report.html'}")
     return 0
 
 
@@ -80,15 +213,7 @@ def cmd_train_sae(args) -> int:
     from fac_metric.sae_training import SAETrainConfig
     from fac_metric.train_space import TrainSpaceArgs, run
 
-    from .io import load_rows, pick_column
-
-    rows = None
-    if args.data:
-        rows = []
-        for path in args.data:
-            ds = load_rows(path)
-            col = pick_column(ds, args.column)
-            rows += [{"messages": t} if isinstance(t, list) else {"text": t} for t in ds[col]]
+    rows = _read_rows(args.data, args.column) if args.data else None
     cfg = SAETrainConfig(d_sae=args.d_sae, k=args.k, lr=args.lr, epochs=args.epochs, seed=args.seed)
     quality = run(TrainSpaceArgs(out=Path(args.out), work_dir=Path(args.work_dir), model=args.model or DEFAULT_LM,
                                  layer=args.layer, rows=rows, dtype=args.dtype, max_tokens=args.max_tokens, train=cfg,
@@ -97,11 +222,25 @@ def cmd_train_sae(args) -> int:
     return 0
 
 
+def _read_rows(paths: list[str], column: str | None) -> list[dict]:
+    """Corpus rows from files: ``{"messages"}`` for chats, ``{"text"}`` for strings."""
+    from .io import load_rows, pick_column
+
+    rows = []
+    for path in paths:
+        ds = load_rows(path)
+        col = pick_column(ds, column)
+        rows += [{"messages": t} if isinstance(t, list) else {"text": t} for t in ds[col]]
+    return rows
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="fac", description="Feature Activation Coverage for training data")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_score(sub)
     _add_train(sub)
+    _add_spans(sub)
+    _add_explain(sub)
     return parser
 
 
@@ -111,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"score": cmd_score, "train-sae": cmd_train_sae}[args.command](args)
+        return {"score": cmd_score, "train-sae": cmd_train_sae, "spans": cmd_spans, "explain": cmd_explain}[args.command](args)
     except FacError as err:
         print(f"fac {args.command}: error: {err}", file=sys.stderr)
         return 2

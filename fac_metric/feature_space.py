@@ -18,7 +18,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, Sequence
+from typing import Any, Iterable, Iterator, Literal, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -47,6 +47,16 @@ same-task from unrelated data and a few texts cannot saturate it: docs/calibrati
 
 _TOKENS_PER_SAE_CALL = 4096  # bounds the dense [tokens, d_sae] block the SAE produces per call
 _TEXTS_PER_CHUNK = 1024  # texts tokenised at once: memory stays flat however many texts come
+
+
+class PeakChunk(NamedTuple):
+    """One chunk of :meth:`FeatureSpace.iter_peaks`: activations, peak positions, counted tokens."""
+
+    acts: SparseActivations
+    peaks: np.ndarray
+    """``int32 [nnz]``, aligned with ``acts.indices``: counted-token position of each maximum."""
+    tokens: list[list[int]]
+    """Per text, its counted token ids (positions in ``peaks`` index into these)."""
 
 
 class FeatureSpace:
@@ -85,6 +95,8 @@ class FeatureSpace:
         self.calibrated = scales is not None
         self.background = background
         self.facts = facts or []
+        self.token_counts: np.ndarray | None = None
+        """Counted-token frequencies of the corpus the top spans came from (LLM-free labels use them)."""
         self._fingerprint: str | None = None
 
     # ----------------------------------------------------------------- construction
@@ -172,6 +184,7 @@ class FeatureSpace:
             dtype=dtype,
         )
         space.background = background
+        space.token_counts = stats.get("token_counts")
         facts_path = folder / FACTS_FILE
         if facts_path.is_file():
             space.facts = [json.loads(line) for line in facts_path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -201,7 +214,18 @@ class FeatureSpace:
             "fingerprint": self.fingerprint,
         }
         (path / SPACE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        self.save_facts(path)
+        return path
+
+    def save_facts(self, path: str | os.PathLike) -> Path:
+        """Write only what describes the latents (stats and ``features.jsonl``), not the SAE.
+
+        What adding spans or labels to an existing folder needs: the weights stay as stored.
+        """
+        path = Path(path)
         arrays = {"scale": self.scales} if self.calibrated else {}
+        if self.token_counts is not None:
+            arrays["token_counts"] = np.asarray(self.token_counts, np.int64)
         if self.background is not None:
             arrays.update({f"bg_{k}": v for k, v in self.background.to_arrays().items()})
         if arrays:
@@ -209,6 +233,14 @@ class FeatureSpace:
         if self.facts:
             (path / FACTS_FILE).write_text("".join(json.dumps(f) + "\n" for f in self.facts), encoding="utf-8")
         return path
+
+    def fact(self, feature: int) -> dict:
+        """What ``features.jsonl`` says of one feature (``{}`` if nothing): scale, spans, summary, ..."""
+        if not 0 <= int(feature) < self.d_sae:
+            raise FacInputError(f"feature {feature} is out of range: this space has features 0..{self.d_sae - 1}")
+        if len(self.facts) == self.d_sae and self.facts[int(feature)].get("id") == int(feature):
+            return self.facts[int(feature)]
+        return next((f for f in self.facts if f.get("id") == int(feature)), {})
 
     # ----------------------------------------------------------------- identity
     @property
@@ -291,46 +323,75 @@ class FeatureSpace:
         Only one chunk's tokens and activations are alive at a time, so a profile streamed from
         this keeps memory flat however long ``texts`` is.
         """
-        check_collection(texts)
+        return self._iter_chunks(texts, batch_size, chunk_size, show_progress, desc, peaks=False)
+
+    def iter_peaks(
+        self,
+        texts: Iterable[TextItem],
+        *,
+        batch_size: int = 32,
+        chunk_size: int = _TEXTS_PER_CHUNK,
+        show_progress: bool = True,
+        desc: str = "Reading peaks",
+    ) -> Iterator["PeakChunk"]:
+        """Like :meth:`iter_encode`, plus where each activation peaks and the texts' counted tokens.
+
+        What top-span collection needs: for every (text, latent) entry, the counted-token
+        position of the max, and each text's counted token ids to cut the span from.
+        """
+        return self._iter_chunks(texts, batch_size, chunk_size, show_progress, desc, peaks=True)
+
+    def _iter_chunks(self, texts, batch_size: int, chunk_size: int, show_progress: bool, desc: str, *, peaks: bool):
+        check_collection(texts)  # before the first next(): a bad argument fails at the call
+        return self._chunks(texts, batch_size, chunk_size, show_progress, desc, peaks)
+
+    def _chunks(self, texts, batch_size, chunk_size, show_progress, desc, peaks):
         total = len(texts) if hasattr(texts, "__len__") else None
         bar = tqdm(total=total, desc=desc, disable=not show_progress, unit="text")
         chunk: list[TextItem] = []
-        index = 0
-        for item in texts:
+        for index, item in enumerate(texts):
             chunk.append(check_item(item, index))
-            index += 1
             if len(chunk) == chunk_size:
-                yield self._encode_chunk(chunk, batch_size, bar)
+                yield self._encode_chunk(chunk, batch_size, bar, peaks)
                 chunk = []
         if chunk:
-            yield self._encode_chunk(chunk, batch_size, bar)
+            yield self._encode_chunk(chunk, batch_size, bar, peaks)
         bar.close()
 
     @torch.inference_mode()
-    def _encode_chunk(self, items: Sequence[TextItem], batch_size: int, bar) -> SparseActivations:
+    def _encode_chunk(self, items: Sequence[TextItem], batch_size: int, bar, peaks: bool = False):
         tokenized = self.reader.tokenize_all(items)
         rows: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
+        where: list[np.ndarray | None] = [None] * len(items)
         n_tokens = np.zeros(len(items), np.int32)
         for ids in self.reader.batches(tokenized, batch_size):
             batch = self.reader.read(tokenized, ids)
-            pooled = self._pool(batch.residuals, batch.lengths)
+            pooled, argmax = self._pool(batch.residuals, batch.lengths)
             nz_rows, nz_cols = pooled.nonzero(as_tuple=True)
             vals = pooled[nz_rows, nz_cols].float().cpu().numpy()
             cols = nz_cols.to(torch.int32).cpu().numpy()
+            pos = argmax[nz_rows, nz_cols].to(torch.int32).cpu().numpy() if peaks else None
             bounds = np.searchsorted(nz_rows.cpu().numpy(), np.arange(len(ids) + 1))
             for row, text_id in enumerate(batch.text_ids):
                 rows[text_id] = (cols[bounds[row] : bounds[row + 1]], vals[bounds[row] : bounds[row + 1]])
+                if pos is not None:
+                    where[text_id] = pos[bounds[row] : bounds[row + 1]]
                 n_tokens[text_id] = batch.lengths[row]
             bar.update(len(ids))
-        return SparseActivations.from_rows(rows, n_tokens, self.d_sae)  # type: ignore[arg-type]
+        acts = SparseActivations.from_rows(rows, n_tokens, self.d_sae)  # type: ignore[arg-type]
+        if not peaks:
+            return acts
+        counted = [[t for t, c in zip(tok.input_ids, tok.counted) if c] for tok in tokenized]
+        return PeakChunk(acts, np.concatenate(where).astype(np.int32) if where else np.zeros(0, np.int32), counted)
 
-    def _pool(self, residuals: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-        """``[n_texts, d_sae]``: max over each text's tokens of the SAE activation.
+    def _pool(self, residuals: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        """``[n_texts, d_sae]`` max over each text's tokens of the SAE activation, and its argmax.
 
         Texts go through the SAE in groups of about ``_TOKENS_PER_SAE_CALL`` tokens, whole texts
         only, which bounds the dense ``[tokens, d_sae]`` block the SAE returns.
         """
         out = torch.zeros((len(lengths), self.d_sae), device=residuals.device)
+        argmax = torch.zeros((len(lengths), self.d_sae), dtype=torch.int32, device=residuals.device)
         starts = [0]
         for n in lengths:
             starts.append(starts[-1] + n)
@@ -342,9 +403,9 @@ class FeatureSpace:
             z = self._activations(residuals[starts[first] : starts[last]].to(self.sae.W_enc.dtype))
             for t in range(first, last):
                 if lengths[t]:
-                    out[t] = z[starts[t] - starts[first] : starts[t + 1] - starts[first]].amax(dim=0)
+                    out[t], argmax[t] = z[starts[t] - starts[first] : starts[t + 1] - starts[first]].max(dim=0)
             first = last
-        return out
+        return out, argmax
 
     def _activations(self, x: torch.Tensor) -> torch.Tensor:
         if self.pooling == "max":

@@ -155,7 +155,8 @@ class FACResult:
     covered: list[int] = field(default_factory=list)
     missing: list[int] = field(default_factory=list)
     """Reference features the data does not cover, most important first (anchor frequency, then strength)."""
-    relevance: str = "enriched"
+    relevance: str = "contrast"
+    """How the relevant features were chosen: contrast, judge, all, given, anchor-covered, live-latents."""
     threshold: float = 0.0
     n_texts: int = 0
     n_anchor_texts: int = 0
@@ -164,32 +165,18 @@ class FACResult:
         return asdict(self)
 
 
-def enriched_features(anchor: FeatureProfile, background: FeatureProfile, generic_fraction: float = 0.5) -> np.ndarray:
-    """Latents that matter for the anchor's task: covered by the anchor, active on a larger share
-    of anchor texts than of background texts, and not generic (active on at most
-    ``generic_fraction`` of the background).
-
-    Without the share comparison nearly every latent a few hundred anchor texts touch would count,
-    and any long unrelated text would cover them: FAC would measure text length, not the task.
-    """
-    anchor_share = anchor.count / max(anchor.n_texts, 1)
-    background_share = background.count / max(background.n_texts, 1)
-    return anchor.active & (anchor_share > background_share) & (background_share <= generic_fraction)
-
-
 def fac(
     data: FeatureProfile,
     anchor: FeatureProfile | None = None,
     *,
     relevant: Sequence[int] | np.ndarray | None = None,
-    background: FeatureProfile | None = None,
+    relevance: str | None = None,
     live: np.ndarray | None = None,
-    generic_fraction: float = 0.5,
 ) -> FACResult:
     """FAC of ``data`` against ``anchor`` (see the module docstring for a worked example).
 
-    Relevant features are ``relevant`` when given (ids), else, with a ``background`` profile,
-    the anchor's enriched features (:func:`enriched_features`), else all anchor-covered ones.
+    The reference set F(anchor) is the anchor-covered features among ``relevant`` (ids, chosen
+    by :mod:`fac_metric.relevance`; ``relevance`` names how), or all anchor-covered features.
     Without an anchor: the share of ``live`` latents (default: all) that ``data`` covers.
     """
     if anchor is None:
@@ -200,6 +187,7 @@ def fac(
         data.check_compatible(anchor, "data and anchor profiles")
         ref = anchor.active.copy()
         n_anchor = anchor.n_texts
+        mode = "anchor-covered"
         if relevant is not None:
             ids = np.asarray(list(relevant), dtype=np.int64)
             if ids.size and (ids.min() < 0 or ids.max() >= data.d_sae):
@@ -208,11 +196,6 @@ def fac(
             mask[ids] = True
             ref &= mask
             mode = "given"
-        else:
-            if background is not None:
-                background.check_compatible(anchor, "background and anchor profiles")
-                ref &= enriched_features(anchor, background, generic_fraction)
-            mode = "enriched" if background is not None else "all"
     covered_mask = ref & data.active
     missing_mask = ref & ~data.active
     n_ref = int(ref.sum())
@@ -227,7 +210,7 @@ def fac(
         n_reference=n_ref,
         covered=np.flatnonzero(covered_mask).tolist(),
         missing=missing.tolist(),
-        relevance=mode,
+        relevance=relevance or mode,
         threshold=data.threshold,
         n_texts=data.n_texts,
         n_anchor_texts=n_anchor,

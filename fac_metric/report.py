@@ -1,71 +1,180 @@
-"""Write what ``fac score`` found for a person: ``report.md``, ``result.json`` and ``coverage.png``.
+"""Write what ``fac score`` / ``fac explain`` found for a person: ``report.md``, ``report.html``,
+``result.json`` and ``coverage.png``.
 
-Owns: the report's layout and the plot. Must not: compute anything the result does not hold
-(all numbers come from ``ScoreOutput``).
+Owns: the report's layout (the missing features ranked, each with its meaning, anchor frequency,
+strength and top spans with the peak token highlighted) and the plot. The HTML page is
+self-contained (inline style, the plot embedded), so it can be mailed or attached to a run.
+Must not: compute anything the result does not hold (all numbers come from ``ScoreOutput``).
 """
 
 from __future__ import annotations
 
+import base64
+import html
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 
 from .scoring import ScoreOutput, top_missing
 
+REPORT_FEATURES = 30
+"""Missing features described in the reports (``result.json`` lists every missing id)."""
+
 
 def summary_line(out: ScoreOutput) -> str:
     r = out.result
     if r.fac is None:
-        return f"FAC undefined: no relevant anchor features at δ={r.threshold} (try a lower --threshold)"
+        why = f" ({out.relevance.warning})" if out.relevance is not None and out.relevance.warning else ""
+        return f"FAC undefined: no relevant anchor features at δ={r.threshold}, relevance={r.relevance}{why}"
     if out.anchor_profile is None:
         return f"coverage {r.fac:.3f}: {r.n_covered} of {r.n_reference} live features active on {r.n_texts} texts (δ={r.threshold})"
     return (f"FAC {r.fac:.3f}: {r.n_covered} of {r.n_reference} relevant anchor features covered by {r.n_texts} texts; "
             f"{len(r.missing)} missing (δ={r.threshold}, relevance={r.relevance})")
 
 
-def result_dict(out: ScoreOutput, n_missing: int = 50) -> dict:
-    """The JSON-able result: the FAC figures, the feature space, and the top missing features."""
+def result_dict(out: ScoreOutput, n_missing: int = REPORT_FEATURES, explanations: dict[int, dict] | None = None) -> dict:
+    """The JSON-able result: the FAC figures, how relevance was chosen, and the top missing features."""
     r = out.result.to_dict()
     return {
         "fac": r["fac"], "n_covered": r["n_covered"], "n_relevant": r["n_reference"], "n_missing": len(r["missing"]),
         "threshold": r["threshold"], "relevance": r["relevance"], "n_texts": r["n_texts"],
-        "n_anchor_texts": r["n_anchor_texts"], "missing_features": r["missing"], "covered_features": r["covered"],
-        "top_missing": top_missing(out, n_missing),
+        "n_anchor_texts": r["n_anchor_texts"],
+        "relevance_details": out.relevance.summary() if out.relevance is not None else None,
+        "missing_features": r["missing"], "covered_features": r["covered"],
+        "top_missing": top_missing(out, n_missing, explanations=explanations),
         "feature_space": {"model": out.space.model_name, "hook": out.space.reader.hook, "d_sae": out.space.d_sae,
                           "fingerprint": out.space.fingerprint},
     }
 
 
-def write_report(out: ScoreOutput, folder: str | Path, *, data_name: str = "data", anchor_name: str = "anchor") -> dict:
-    """Write the three files into ``folder``; return the result dict."""
+def write_report(out: ScoreOutput, folder: str | Path, *, data_name: str = "data", anchor_name: str = "anchor",
+                 explanations: dict[int, dict] | None = None, n_features: int = REPORT_FEATURES) -> dict:
+    """Write the four files into ``folder``; return the result dict."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    res = result_dict(out)
-    (folder / "result.json").write_text(json.dumps(res, indent=2) + "\n")
+    res = result_dict(out, n_features, explanations)
+    (folder / "result.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     _plot(out, folder / "coverage.png", data_name, anchor_name)
-    lines = [
-        "# Feature Activation Coverage report", "",
-        f"**{summary_line(out)}**", "",
-        f"- data: `{data_name}` ({res['n_texts']} texts)",
-        f"- anchor: `{anchor_name}` ({res['n_anchor_texts']} texts)" if out.anchor_profile is not None else "- anchor: none (plain coverage of live latents)",
-        f"- feature space: `{res['feature_space']['model']}` at `{res['feature_space']['hook']}`, "
-        f"{res['feature_space']['d_sae']} latents, fingerprint `{res['feature_space']['fingerprint']}`",
-        f"- threshold δ = {res['threshold']} × each latent's scale; relevance: {res['relevance']}", "",
-        "![coverage](coverage.png)", "",
-        "## Missing features, most important first", "",
-        "FAC counts a relevant feature as covered when at least one text activates it above δ. "
-        "These are relevant to the anchor and never activated by the data: the samples to add.", "",
-        "| feature | anchor texts | anchor share | strength (× threshold) |", "|---:|---:|---:|---:|",
-    ]
-    for row in res["top_missing"][:30]:
-        lines.append(f"| {row['feature']} | {row['anchor_texts']} | {row['anchor_fraction']:.1%} | {row['relative_strength']:.1f} |")
-    if not res["top_missing"]:
-        lines.append("| — | | | |")
-    (folder / "report.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (folder / "report.md").write_text(_markdown(out, res, data_name, anchor_name), encoding="utf-8")
+    (folder / "report.html").write_text(_html(out, res, data_name, anchor_name, folder / "coverage.png"),
+                                        encoding="utf-8")
     return res
 
 
+# ------------------------------------------------------------------ shared facts of both formats
+def _facts(out: ScoreOutput, res: dict, data_name: str, anchor_name: str) -> list[str]:
+    fs = res["feature_space"]
+    facts = [f"data: {data_name} ({res['n_texts']} texts)",
+             f"anchor: {anchor_name} ({res['n_anchor_texts']} texts)" if out.anchor_profile is not None
+             else "anchor: none (plain coverage of live latents)",
+             f"feature space: {fs['model']} at {fs['hook']}, {fs['d_sae']} latents, fingerprint {fs['fingerprint']}",
+             f"threshold δ = {res['threshold']} × each latent's scale"]
+    rel = res["relevance_details"]
+    if rel:
+        how = {"contrast": f"{rel.get('test')} at FDR {rel.get('alpha')} against {rel.get('n_contrast_texts')} contrast texts",
+               "judge": f"LLM judge {rel.get('generator')} with the {rel.get('guideline')} guideline: "
+                        f"{rel.get('n_judged')} judged, parse rate {_pct(rel.get('parse_rate'))}, "
+                        f"{rel.get('n_unknown')} unknown, {rel.get('n_not_judged')} not judged (max_judged)",
+               "all": f"every non-generic anchor feature (background share ≤ {rel.get('generic_fraction')})"}[rel["mode"]]
+        facts.append(f"relevance: {rel['mode']}: {rel['n_relevant']} of {rel['n_candidates']} anchor features; {how}")
+        if rel.get("warning"):
+            facts.append(f"warning: {rel['warning']}")
+    else:
+        facts.append(f"relevance: {res['relevance']}")
+    return facts
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{x:.0%}"
+
+
+def _meaning(row: dict) -> str:
+    if row.get("explanation"):
+        check = "" if row.get("explanation_verified") else " (not confirmed by the check pass)"
+        return f"{row['explanation']}{check}; spans: {row.get('summary') or 'none'}"
+    return row.get("summary") or "no spans stored for this feature"
+
+
+# ------------------------------------------------------------------ markdown
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]<>|#])")
+
+
+def _md(text: str) -> str:
+    return _MD_SPECIAL.sub(r"\\\1", text.replace("\n", " ").replace("\r", " "))
+
+
+def _md_span(span: dict) -> str:
+    context, peak = span["span"][: span["peak"]], span["span"][span["peak"] :]
+    return f"…{_md(context[-120:])}**{_md(peak) or '∅'}** (activation {span['activation']:.1f})"
+
+
+def _markdown(out: ScoreOutput, res: dict, data_name: str, anchor_name: str) -> str:
+    lines = ["# Feature Activation Coverage report", "", f"**{summary_line(out)}**", ""]
+    lines += [f"- {_md(f)}" for f in _facts(out, res, data_name, anchor_name)]
+    lines += ["", "![coverage](coverage.png)", "", "## Missing features, most important first", "",
+              "Relevant to the anchor's task and never activated above δ by the data: the samples to add. "
+              "Each feature's peak token is in **bold**.", ""]
+    if not res["top_missing"]:
+        lines.append("None: the data covers every relevant feature.")
+    for row in res["top_missing"]:
+        lines += [f"### Feature {row['feature']}", "",
+                  f"- meaning: {_md(_meaning(row))}",
+                  f"- anchor: fires on {row['anchor_texts']} texts ({row['anchor_fraction']:.1%}), "
+                  f"up to {row['relative_strength']:.1f}× its threshold"
+                  + (f"; q = {row['q_value']:.2g}" if "q_value" in row else "")
+                  + (f"; judge: {row['decision']}" if "decision" in row else "")]
+        for label, key in (("in the anchor", "anchor_spans"), ("in the feature space's corpus", "corpus_spans")):
+            if row[key]:
+                lines.append(f"- where it fires {label}:")
+                lines += [f"  - {_md_span(s)}" for s in row[key]]
+        lines.append("")
+    if res["n_missing"] > len(res["top_missing"]):
+        lines.append(f"{res['n_missing'] - len(res['top_missing'])} more missing features are listed in result.json.")
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ HTML
+_CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em;color:#222}
+h1{font-size:1.5em}h3{margin:1.4em 0 .3em}.lead{font-weight:600}.facts li{color:#444}
+.feature{border-top:1px solid #ddd;padding-top:.4em}.span{font-family:ui-monospace,monospace;font-size:13px;
+background:#f6f6f6;padding:.15em .4em;margin:.2em 0;border-radius:3px;white-space:pre-wrap}
+mark{background:#ffd54f;padding:0 .1em}.act{color:#777;font-size:12px}img{max-width:100%}"""
+
+
+def _html_span(span: dict) -> str:
+    context, peak = span["span"][: span["peak"]], span["span"][span["peak"] :]
+    return (f'<div class="span">…{html.escape(context[-160:])}<mark>{html.escape(peak) or "∅"}</mark> '
+            f'<span class="act">{span["activation"]:.1f}</span></div>')
+
+
+def _html(out: ScoreOutput, res: dict, data_name: str, anchor_name: str, plot: Path) -> str:
+    png = base64.b64encode(plot.read_bytes()).decode("ascii")
+    parts = ["<!doctype html><html lang=en><meta charset=utf-8><title>FAC report</title>", f"<style>{_CSS}</style>",
+             "<h1>Feature Activation Coverage report</h1>", f'<p class="lead">{html.escape(summary_line(out))}</p>',
+             '<ul class="facts">' + "".join(f"<li>{html.escape(f)}</li>" for f in _facts(out, res, data_name, anchor_name))
+             + "</ul>", f'<img alt="coverage plot" src="data:image/png;base64,{png}">',
+             "<h2>Missing features, most important first</h2>",
+             "<p>Relevant to the anchor's task and never activated above δ by the data: the samples to add. "
+             "The peak token of each span is highlighted.</p>"]
+    if not res["top_missing"]:
+        parts.append("<p>None: the data covers every relevant feature.</p>")
+    for row in res["top_missing"]:
+        extra = (f"; q = {row['q_value']:.2g}" if "q_value" in row else "") + (
+            f"; judge: {html.escape(row['decision'])}" if "decision" in row else "")
+        parts += [f'<div class="feature"><h3>Feature {row["feature"]}</h3>',
+                  f"<p><b>Meaning:</b> {html.escape(_meaning(row))}<br>"
+                  f"<b>Anchor:</b> fires on {row['anchor_texts']} texts ({row['anchor_fraction']:.1%}), up to "
+                  f"{row['relative_strength']:.1f}× its threshold{extra}</p>"]
+        for label, key in (("In the anchor", "anchor_spans"), ("In the feature space's corpus", "corpus_spans")):
+            if row[key]:
+                parts.append(f"<p>{label}:</p>" + "".join(_html_span(s) for s in row[key]))
+        parts.append("</div>")
+    return "\n".join(parts) + "\n</html>\n"
+
+
+# ------------------------------------------------------------------ plot
 def _plot(out: ScoreOutput, path: Path, data_name: str, anchor_name: str) -> None:
     import matplotlib
 
@@ -75,15 +184,20 @@ def _plot(out: ScoreOutput, path: Path, data_name: str, anchor_name: str) -> Non
     r = out.result
     ref = out.anchor_profile or out.data_profile
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.6))
-    ax1.bar(["covered", "missing"], [r.n_covered, len(r.missing)], color=["#4c72b0", "#dd8452"])
-    ax1.set_title(f"FAC = {r.fac:.3f}" if r.fac is not None else "FAC undefined")
-    ax1.set_ylabel("relevant features")
+    # How many relevant features each dataset covers: the anchor covers all of them by definition.
+    names = (["anchor"] if out.anchor_profile is not None else []) + ["data"]
+    values = ([r.n_reference] if out.anchor_profile is not None else []) + [r.n_covered]
+    bars = ax1.barh(names[::-1], values[::-1], color=["#4c72b0", "#8da0cb"][: len(names)])
+    ax1.bar_label(bars, padding=3)
+    ax1.set_xlim(0, max(values + [1]) * 1.18)
+    ax1.set_xlabel("relevant features covered")
+    ax1.set_title(f"FAC = {r.fac:.3f} ({r.relevance})" if r.fac is not None else "FAC undefined")
     share = ref.count / max(ref.n_texts, 1)
     bins = np.linspace(0, max(0.05, float(share[r.covered + r.missing].max(initial=0.05))), 25)
     ax2.hist([share[r.covered], share[r.missing]], bins=bins, stacked=True, label=["covered", "missing"],
              color=["#4c72b0", "#dd8452"])
     ax2.set_xlabel(f"share of {'anchor' if out.anchor_profile is not None else 'data'} texts activating the feature")
-    ax2.set_ylabel("features")
+    ax2.set_ylabel("relevant features")
     ax2.legend()
     fig.suptitle(f"{data_name} vs {anchor_name}", fontsize=10)
     fig.tight_layout()

@@ -49,6 +49,8 @@ class TrainSpaceArgs:
     dtype: str = "float32"
     batch_size: int = 32
     max_tokens: int = 1_350_000
+    span_tokens: int = 600_000
+    """Size of the training-corpus share the top spans are collected from (prompts come first)."""
     train: SAETrainConfig = field(default_factory=SAETrainConfig)
     show_progress: bool = True
 
@@ -104,7 +106,7 @@ def run(args: TrainSpaceArgs) -> dict:
     quality.update(spliced_loss(reader, sae, general))
     quality.update(model=str(args.model), layer=args.layer, n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows))
     (args.work_dir / "quality.json").write_text(json.dumps(quality, indent=2))
-    finalize(args, reader, heldout_rows, quality)
+    finalize(args, reader, train_rows, heldout_rows, quality)
     return quality
 
 
@@ -145,8 +147,36 @@ def calibrate(space, calibration_texts: Sequence, background_texts: Sequence, *,
     ]
 
 
-def finalize(args: TrainSpaceArgs, reader: LayerReader, heldout_rows: Sequence[dict], quality: dict) -> Path:
-    """Write the feature-space folder: SAE + rule + scales + background + facts + quality.
+def row_items(rows: Sequence[dict]) -> list:
+    """What a feature space encodes for each corpus row: its chat, or its text."""
+    return [r.get("messages") or r["text"] for r in rows]
+
+
+def rows_within(rows: Sequence[dict], max_tokens: int) -> list[dict]:
+    """The leading rows of ``rows`` that fit about ``max_tokens`` tokens (~1.35 tokens a word)."""
+    kept, tokens = [], 0.0
+    for r in rows:
+        if tokens >= max_tokens:
+            break
+        kept.append(r)
+        text = r["text"] if "text" in r else " ".join(m["content"] for m in r["messages"])
+        tokens += 1.35 * len(text.split())
+    return kept
+
+
+def describe(space, rows: Sequence[dict], *, k: int = 20, batch_size: int = 32, show_progress: bool = True):
+    """Collect every latent's top spans over ``rows`` and write spans + summaries into ``space.facts``."""
+    from .explain import add_spans
+    from .spans import collect_spans
+
+    heaps = collect_spans(space, row_items(rows), k=k, batch_size=batch_size, show_progress=show_progress)
+    add_spans(space, heaps)
+    return heaps
+
+
+def finalize(args: TrainSpaceArgs, reader: LayerReader, train_rows: Sequence[dict], heldout_rows: Sequence[dict],
+             quality: dict) -> Path:
+    """Write the feature-space folder: SAE + rule + scales + background + facts + spans + quality.
 
     Reuses the LM that ``run`` loaded; the space encodes with a 512-token context.
     """
@@ -159,9 +189,10 @@ def finalize(args: TrainSpaceArgs, reader: LayerReader, heldout_rows: Sequence[d
     sae.to(torch.float16).to(torch.float32)
     space_reader = LayerReader(reader.model, reader.tokenizer, reader.hook, TextRule("chat", 512))
     space = FeatureSpace(space_reader, sae, model_name=str(args.model))
-    calib = [r.get("messages") or r["text"] for r in heldout_rows]
     background = [r["text"] for r in heldout_rows if "text" in r]
-    calibrate(space, calib, background, batch_size=args.batch_size, show_progress=args.show_progress)
+    calibrate(space, row_items(heldout_rows), background, batch_size=args.batch_size, show_progress=args.show_progress)
+    describe(space, rows_within(train_rows, args.span_tokens), batch_size=args.batch_size,
+             show_progress=args.show_progress)
     space.sae.to(torch.float16)  # halves the committed file
     space.save(args.out)
     space.sae.to(torch.float32)

@@ -12,6 +12,8 @@ import pytest  # noqa: E402
 
 collect_ignore = []
 
+pytest_plugins = ["tests.servers"]
+
 
 @pytest.fixture(scope="session")
 def space():

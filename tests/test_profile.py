@@ -62,18 +62,6 @@ def test_relevant_set_restricts_the_denominator(space, anchor_acts):
         fac(anchor, anchor, relevant=[space.d_sae + 5])
 
 
-def test_relevant_features_are_those_the_anchor_fires_more_often_than_the_background(space, anchor_acts):
-    anchor = profile(space, anchor_acts)
-    bg = background_profile(space, space.threshold)
-    anchor_share, bg_share = anchor.count / anchor.n_texts, bg.count / bg.n_texts
-    result = fac(anchor, anchor, background=bg)
-    relevant = np.array(result.covered)
-    assert result.relevance == "enriched" and result.fac == 1.0
-    assert np.all(anchor_share[relevant] > bg_share[relevant]) and np.all(bg_share[relevant] <= 0.5)
-    expected = anchor.active & (anchor_share > bg_share) & (bg_share <= 0.5)
-    assert result.n_reference == int(expected.sum()) < int(anchor.active.sum())
-
-
 def test_without_anchor_fac_is_coverage_of_live_latents(space, anchor_acts):
     data = profile(space, anchor_acts)
     live = np.zeros(space.d_sae, bool)

@@ -1,0 +1,218 @@
+"""Pytest fixtures for real HTTP servers on loopback: ``transformers serve`` and small misbehaving ones.
+
+Owns: starting and stopping the servers the generator tests talk to, with no mocks: a real
+``transformers serve`` of the embedded default LM (``tserve``), tiny ``http.server`` endpoints
+that answer slowly, with garbage, with 503 then success, or with 400, an echo endpoint, and a
+port nothing listens on. Must not: know about fac's generators (the tests do).
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Callable, Iterator
+
+import pytest
+
+FAKE_MODEL = "fake-model"
+"""Model id the small servers list at ``/v1/models`` and accept."""
+
+
+def free_port() -> int:
+    """A loopback port that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def completion_body(content: str) -> dict:
+    """A minimal, valid OpenAI chat-completion answer."""
+    return {
+        "id": "fake", "object": "chat.completion", "created": 0, "model": FAKE_MODEL,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4},
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# transformers serve
+
+
+def _health(port: int) -> bool:
+    # http.client, not urllib: urllib would route loopback through a configured HTTP proxy.
+    try:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+        conn.request("GET", "/health")
+        return conn.getresponse().status == 200
+    except OSError:
+        return False
+
+
+@pytest.fixture(scope="session")
+def tserve(tmp_path_factory) -> Iterator[tuple[str, str]]:
+    """A real ``transformers serve`` of the dequantised default LM: yields ``(base_url, model_id)``.
+
+    One thread (as fast as two here, much faster when the box is busy), offline, no continuous
+    batching (slower on CPU). The port opens once the model is loaded, ~5-7 s after start.
+    """
+    from fac_metric.models import default_lm_dir
+
+    model_dir = str(default_lm_dir())
+    port = free_port()
+    log = tmp_path_factory.mktemp("tserve") / "server.log"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "transformers.cli.transformers", "serve", model_dir, "--host", "127.0.0.1", "--port", str(port)]
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not _health(port):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                why = f"exited with {proc.returncode}" if proc.returncode is not None else "not healthy after 120 s"
+                tail = log.read_text(errors="replace")[-3000:]
+                pytest.fail(f"transformers serve {why}; log tail:\n{tail}")
+            time.sleep(0.25)
+        yield f"http://127.0.0.1:{port}/v1", model_dir
+    finally:
+        proc.terminate()  # SIGTERM lets in-flight requests finish, then exits (~2 s)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --------------------------------------------------------------------------------------------
+# Small endpoints with scripted behaviour
+
+Respond = Callable[[int, dict], tuple[int, bytes, float]]
+"""Given the 1-based number of a chat request and its JSON body: (status, body, seconds to wait first)."""
+
+
+@dataclass
+class FakeEndpoint:
+    """A running scripted endpoint: its base URL and the chat requests it received."""
+
+    url: str
+    requests: list[dict] = field(default_factory=list)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # a handler still sleeping for a slow answer must not delay teardown
+
+    def handle_error(self, request, client_address) -> None:
+        pass  # the client hung up first (timeout tests): expected, not worth a traceback
+
+
+def _start(respond: Respond, models: list[str]) -> tuple[_Server, FakeEndpoint]:
+    lock = threading.Lock()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args) -> None:
+            pass
+
+        def _send(self, status: int, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path.rstrip("/").endswith("/models"):
+                self._send(200, json.dumps({"object": "list", "data": [{"id": m, "object": "model"} for m in models]}).encode())
+            else:
+                self._send(404, b'{"detail":"not found"}')
+
+        def do_POST(self) -> None:
+            payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+            with lock:
+                endpoint.requests.append(payload)
+                number = len(endpoint.requests)
+            status, body, delay = respond(number, payload)
+            time.sleep(delay)
+            self._send(status, body)
+
+    server = _Server(("127.0.0.1", 0), Handler)
+    endpoint = FakeEndpoint(f"http://127.0.0.1:{server.server_address[1]}/v1")
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    return server, endpoint
+
+
+@pytest.fixture
+def fake_endpoint() -> Iterator[Callable[..., FakeEndpoint]]:
+    """Factory: ``fake_endpoint(respond, models=[FAKE_MODEL])`` starts a scripted endpoint, stopped after the test."""
+    servers: list[_Server] = []
+
+    def start(respond: Respond, models: list[str] | None = None) -> FakeEndpoint:
+        server, endpoint = _start(respond, [FAKE_MODEL] if models is None else models)
+        servers.append(server)
+        return endpoint
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def _ok(content: str) -> tuple[int, bytes, float]:
+    return 200, json.dumps(completion_body(content)).encode(), 0.0
+
+
+def _user_text(payload: dict) -> str:
+    return payload["messages"][-1]["content"]
+
+
+@pytest.fixture
+def slow_endpoint(fake_endpoint) -> FakeEndpoint:
+    """Answers correctly, but only after 3 s: longer than the 1 s timeout the tests use."""
+    return fake_endpoint(lambda number, payload: (200, json.dumps(completion_body("late")).encode(), 3.0))
+
+
+@pytest.fixture
+def garbage_endpoint(fake_endpoint) -> FakeEndpoint:
+    """200 with no chat completion: for user text 'json' ``{"foo": 1}``, 'empty' an empty text, else non-JSON."""
+    bodies = {"json": b'{"foo": 1}', "empty": json.dumps(completion_body("")).encode()}
+    return fake_endpoint(lambda number, payload: (200, bodies.get(_user_text(payload), b"<html>oops</html>"), 0.0))
+
+
+@pytest.fixture
+def flaky_endpoint(fake_endpoint) -> FakeEndpoint:
+    """503 for the first two chat requests, then a valid completion 'ok'."""
+    return fake_endpoint(lambda number, payload: (503, b'{"detail":"overloaded"}', 0.0) if number <= 2 else _ok("ok"))
+
+
+@pytest.fixture
+def bad_request_endpoint(fake_endpoint) -> FakeEndpoint:
+    """400 with a detail, as a server that does not know the requested model answers."""
+    return fake_endpoint(lambda number, payload: (400, b'{"detail":"unknown model \'nope\'"}', 0.0))
+
+
+@pytest.fixture
+def echo_endpoint(fake_endpoint) -> FakeEndpoint:
+    """Answers each request with its user text; earlier prompts answer later (order tests).
+
+    A user text ``"<k>:..."`` waits ``0.05 * (10 - k)`` s, so completion order is the reverse of input order.
+    """
+
+    def respond(number: int, payload: dict) -> tuple[int, bytes, float]:
+        text = _user_text(payload)
+        status, body, _ = _ok(f"{text}|seed={payload.get('seed')}")
+        return status, body, 0.05 * max(0, 10 - int(text.split(":")[0]))
+
+    return fake_endpoint(respond)
+
+
+@pytest.fixture
+def dead_url() -> str:
+    """The base URL of a loopback port nothing listens on."""
+    return f"http://127.0.0.1:{free_port()}/v1"
