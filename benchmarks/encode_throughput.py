@@ -29,6 +29,8 @@ import time
 
 import torch
 
+from _memory import PeakRSS  # benchmarks/_memory.py (this script's folder is on sys.path)
+
 
 def texts_for_benchmark(n: int, seed: int = 0, sentences_per_text: int = 2) -> list[str]:
     """``n`` short texts built from the bundled examples' sentences (seeded)."""
@@ -98,14 +100,6 @@ def throughput(args) -> dict:
     }
 
 
-def _rss_mb() -> float:
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return 0.0
-
-
 def _rss_child(n_texts: int, feature_space: str | None) -> None:
     """Run in a fresh process: load, note RSS, stream a profile, print the peak RSS growth.
 
@@ -114,29 +108,15 @@ def _rss_child(n_texts: int, feature_space: str | None) -> None:
     texts to a few minutes on 2 cores: what grows with the number of texts is what this
     measures, not the cost per token.
     """
-    import threading
-
     from fac_metric.feature_space import FeatureSpace
     from fac_metric.profile import FeatureProfile
 
     space = FeatureSpace.load(feature_space, text_format="raw")
     texts = texts_for_benchmark(n_texts, sentences_per_text=1)
     space.encode(texts[:256], show_progress=False)  # warm-up: allocator pools, lazy imports
-    base = _rss_mb()
-    peak = [base]
-    done = threading.Event()
-
-    def sample() -> None:
-        while not done.wait(0.02):
-            peak[0] = max(peak[0], _rss_mb())
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
-    FeatureProfile.from_texts(space, iter(texts), show_progress=False)
-    done.set()
-    sampler.join()
-    peak[0] = max(peak[0], _rss_mb())
-    print(json.dumps({"n_texts": n_texts, "baseline_mb": base, "growth_mb": peak[0] - base}))
+    with PeakRSS(interval=0.02) as rss:
+        FeatureProfile.from_texts(space, iter(texts), show_progress=False)
+    print(json.dumps({"n_texts": n_texts, "baseline_mb": rss.base, "growth_mb": rss.growth}))
 
 
 def dtype_speed(args) -> dict:

@@ -41,3 +41,18 @@ def brown_texts():
     from fac_metric.examples import load_example
 
     return load_example("brown_unseen")
+
+
+@pytest.fixture(scope="session")
+def local_generator():
+    from fac_metric.generators import LocalGenerator
+
+    return LocalGenerator()
+
+
+@pytest.fixture(scope="session")
+def anchor_scored(space, anchor_texts, brown_texts):
+    """Unrelated prose scored against the 300-prompt IFEval anchor, with the anchor's spans."""
+    from fac_metric.scoring import score
+
+    return score(brown_texts[:40], anchor_texts, feature_space=space, show_progress=False)

@@ -13,8 +13,10 @@ def measurement():
 
 
 def test_compute_returns_fac_and_missing_features(measurement, heldout_texts, anchor_texts):
-    r = measurement.compute(data=heldout_texts[:30], anchor=anchor_texts[:100])
-    assert set(r) == {"fac", "n_covered", "n_relevant", "missing_features", "threshold", "relevance"}
+    r = measurement.compute(data=heldout_texts[:5], anchor=anchor_texts[:100])
+    assert set(r) == {"fac", "n_covered", "n_relevant", "missing_features", "threshold", "relevance",
+                      "relevance_warning"}
+    assert r["relevance"] == "contrast" and r["relevance_warning"] is None
     assert 0 < r["fac"] < 1 and r["n_covered"] < r["n_relevant"]
     assert len(r["missing_features"]) == min(100, r["n_relevant"] - r["n_covered"])
 
@@ -46,6 +48,19 @@ def test_fac_metric_load_and_load_metric_return_the_module(anchor_texts):
         assert module.name == "fac" and "Feature Activation Coverage" in module.description
     with pytest.raises(ValueError, match="only provides 'fac'"):
         fac_metric.load_metric("accuracy")
+
+
+def test_relevance_modes_and_a_user_contrast_set(measurement, heldout_texts, anchor_texts, brown_texts):
+    data, anchor = heldout_texts[:5], anchor_texts[:100]
+    default = measurement.compute(data=data, anchor=anchor)
+    every = measurement.compute(data=data, anchor=anchor, relevance="all")
+    assert every["relevance"] == "all" and every["n_relevant"] > default["n_relevant"]
+    # Against unrelated prose as the contrast set, more anchor features stand out than against the
+    # shipped background (which is also prose, but the test has 557 texts of it, not 60).
+    own = measurement.compute(data=data, anchor=anchor, contrast=brown_texts[:60])
+    assert own["relevance"] == "contrast" and own["n_relevant"] != default["n_relevant"]
+    with pytest.raises(ValueError, match="relevance='nope' is not one of"):
+        measurement.compute(data=data, anchor=anchor, relevance="nope")
 
 
 def test_empty_data_is_a_clear_error(measurement, anchor_texts):

@@ -132,8 +132,8 @@ def test_http_model_must_be_unique(fake_endpoint):
 
 
 @pytest.fixture(scope="module")
-def local():
-    return LocalGenerator()
+def local(local_generator):
+    return local_generator
 
 
 PROMPTS = ["Name a fruit.", "Tell me a long story about a dragon who lives in a mountain and guards gold.", "Hi"]

@@ -32,9 +32,20 @@ Args:
     feature_space (`str`, *optional*): a feature-space folder or Hub repo id. Defaults to the
         embedded SmolLM2 space. Loaded once per process and reused by later calls.
     threshold (`float`, *optional*): δ, relative to each feature's scale. Defaults to the space's.
-    relevant_features (`list` of `int`, *optional*): restrict FAC to these feature ids. By default
-        relevant = the anchor's enriched features: active on a larger share of anchor texts than
-        of the shipped background corpus, and on at most half of the background.
+    relevance (`str`, defaults to "contrast"): how the task-relevant features are chosen.
+        "contrast": features the anchor activates significantly more often than a contrast set
+        (one-sided Fisher exact test, Benjamini-Hochberg FDR `alpha`); "judge": an LLM judges each
+        feature's explanation and spans against `guideline` (the paper's method); "all": every
+        non-generic feature the anchor covers.
+    contrast (`list` of `str`/chats, or `str`, *optional*): the contrast set of "contrast" mode
+        (e.g. a classifier's negative class). Defaults to the feature space's generic background.
+    alpha (`float`, defaults to 0.05): false-discovery rate of the contrast test.
+    generator (`str`, *optional*): the judge of "judge" mode: "local" (the embedded SmolLM2),
+        a model folder, or an OpenAI-compatible URL such as "http://127.0.0.1:8000/v1".
+    guideline (`str`, *optional*): "toxicity", "helpfulness", "instruction_following",
+        "sycophancy", or a sentence describing the task ("judge" mode).
+    max_judged (`int`, defaults to 200): judge only the anchor's most frequent N candidates.
+    relevant_features (`list` of `int`, *optional*): use these feature ids instead.
     batch_size (`int`, defaults to 32): texts per forward pass.
     show_progress (`bool`, defaults to False): show progress bars.
     n_missing (`int`, defaults to 100): how many missing features to list (-1 for all).
@@ -46,19 +57,18 @@ Returns:
     missing_features (`list` of `int`): missing feature ids, most important first.
     threshold (`float`): the δ used.
     relevance (`str`): how relevant features were chosen.
+    relevance_warning (`str` or `None`): set when too few features are relevant for a fine FAC.
 
 Examples:
     >>> import fac_metric
+    >>> from fac_metric.examples import load_example
     >>> fac = fac_metric.load()
-    >>> results = fac.compute(
-    ...     data=["Write a short poem about autumn leaves."],
-    ...     anchor=["Write a poem about the ocean in exactly four lines.",
-    ...             "Summarize this paragraph in two sentences, without commas."],
-    ... )
+    >>> anchor = load_example("ifeval_anchor")[:150]        # IFEval prompts: the task
+    >>> results = fac.compute(data=["Write a short poem about autumn leaves."], anchor=anchor)
     >>> sorted(results)
-    ['fac', 'missing_features', 'n_covered', 'n_relevant', 'relevance', 'threshold']
-    >>> 0.0 < results["fac"] < 1.0 and len(results["missing_features"]) > 0
-    True
+    ['fac', 'missing_features', 'n_covered', 'n_relevant', 'relevance', 'relevance_warning', 'threshold']
+    >>> results["relevance"], 0.0 < results["fac"] < 1.0, len(results["missing_features"]) > 0
+    ('contrast', True, True)
 """
 
 _CITATION = """
@@ -98,10 +108,13 @@ class FAC(evaluate.Measurement):
             raise FacInputError("data is empty: pass at least one text (or add_batch before compute)")
         return super().compute(**kwargs) if data is None else super().compute(data=data, **kwargs)
 
-    def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevant_features=None,
-                 batch_size=32, show_progress=False, n_missing=100):
-        out = score(data, anchor, feature_space=feature_space, threshold=threshold,
-                    relevant_features=relevant_features, batch_size=batch_size, show_progress=show_progress)
+    def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevance="contrast", contrast=None,
+                 alpha=0.05, generator=None, guideline=None, max_judged=200, relevant_features=None, batch_size=32,
+                 show_progress=False, n_missing=100):
+        out = score(data, anchor, feature_space=feature_space, threshold=threshold, relevance=relevance,
+                    contrast=contrast, alpha=alpha, generator=generator, guideline=guideline, max_judged=max_judged,
+                    relevant_features=relevant_features, batch_size=batch_size, show_progress=show_progress,
+                    anchor_spans=0)
         r = out.result
         return {
             "fac": r.fac,
@@ -110,4 +123,5 @@ class FAC(evaluate.Measurement):
             "missing_features": r.missing if n_missing < 0 else r.missing[:n_missing],
             "threshold": r.threshold,
             "relevance": r.relevance,
+            "relevance_warning": out.relevance.warning if out.relevance is not None else None,
         }

@@ -1,0 +1,69 @@
+"""Top-activating spans: exact top-k per feature, independent of chunking, bounded, stored with the space."""
+
+import numpy as np
+import pytest
+
+from fac_metric.explain import add_spans, top_spans
+from fac_metric.feature_space import FeatureSpace
+from fac_metric.spans import SPAN_TOKENS, collect_spans
+
+
+@pytest.fixture(scope="module")
+def texts(anchor_texts, brown_texts):
+    return anchor_texts[:40] + brown_texts[:20]
+
+
+@pytest.fixture(scope="module")
+def heaps(space, texts):
+    return collect_spans(space, texts, k=4, show_progress=False)
+
+
+def test_heaps_hold_the_exact_top_k_texts_of_every_feature(space, texts, heaps):
+    acts = space.encode(texts, show_progress=False)
+    rows = np.repeat(np.arange(acts.n_texts), np.diff(acts.indptr))
+    assert np.array_equal(heaps.count, np.bincount(acts.indices, minlength=space.d_sae))
+    for f in np.flatnonzero(heaps.count)[::97]:
+        hit = acts.indices == f
+        order = np.lexsort((rows[hit], -acts.values[hit]))[:4]
+        expected = list(zip(rows[hit][order].tolist(), acts.values[hit][order].tolist()))
+        got = [(s.text, s.activation) for s in heaps.top(int(f))]
+        assert [t for t, _ in got] == [t for t, _ in expected], f
+        assert np.allclose([a for _, a in got], [a for _, a in expected], rtol=1e-5)
+    assert heaps.top(int(np.flatnonzero(heaps.count == 0)[0])) == []
+
+
+def test_chunking_does_not_change_the_result(space, texts, heaps):
+    small = collect_spans(space, texts, k=4, chunk_size=7, show_progress=False)
+    assert np.array_equal(small.texts, heaps.texts) and np.array_equal(small.positions, heaps.positions)
+    assert np.array_equal(small.token_counts, heaps.token_counts)
+
+
+def test_a_span_ends_at_the_peak_token_of_its_text(space, texts, heaps):
+    tok = space.reader.tokenizer
+    for f in np.flatnonzero(heaps.count)[::301]:
+        for s in heaps.top(int(f)):
+            counted = space.reader.tokenize_all([texts[s.text]])[0]
+            ids = [t for t, c in zip(counted.input_ids, counted.counted) if c]
+            assert s.token == ids[s.position] and s.peak_token == tok.decode([ids[s.position]])
+            start = max(0, s.position - SPAN_TOKENS + 1)
+            assert s.span == tok.decode(ids[start : s.position]) + s.peak_token
+
+
+def test_spans_and_summaries_round_trip_through_the_feature_space_folder(space, heaps, tmp_path):
+    import shutil
+
+    from fac_metric.defaults import default_space_path
+
+    shutil.copytree(default_space_path(), tmp_path / "space")
+    before = [dict(f) for f in space.facts]
+    try:
+        add_spans(space, heaps, n_store=3)
+        space.save_facts(tmp_path / "space")
+    finally:
+        space.facts, space.token_counts = before, None
+    again = FeatureSpace.load(tmp_path / "space", dtype="float32")
+    f = int(np.argmax(heaps.count))
+    assert [s.text for s in top_spans(again, f)] == [s.text for s in heaps.top(f)[:3]]
+    assert again.fact(f)["summary"].startswith("peaks on ") and again.fact(f)["corpus_firings"] == heaps.count[f]
+    assert np.array_equal(again.token_counts, heaps.token_counts)
+    assert "scale" in again.fact(f)  # the calibration facts are kept
