@@ -18,10 +18,8 @@ feature space's ``features.jsonl``. Must not: decide relevance (``relevance.py``
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
-import threading
 from collections import Counter
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -111,7 +109,7 @@ def top_spans(space, feature: int) -> list[Span]:
 
 
 # ------------------------------------------------------------------ LLM explanations (the paper's)
-PROMPT_VERSION = "1"
+PROMPT_VERSION = "2"
 """Bumped when a prompt file changes meaning: cached answers from older prompts are not reused."""
 
 _PROMPTS = Path(__file__).parent / "prompts"
@@ -194,14 +192,21 @@ def explain_features(space, features: Iterable[int], generator, *, spans: dict[i
             continue
         prompt = explain_t.format(spans=render_spans(shown))
         key = cache_key("explain", PROMPT_VERSION, generator.name, f, prompt)
-        if key not in store:
-            text = generator.generate([prompt], n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed,
-                                      errors="none")[0][0]
-            label = _first_line(text)
-            verified = None
-            if label and CANNOT_TELL.lower() not in label.lower():
-                verified = _yes(generator, check_t.format(spans=render_spans(shown), explanation=label), seed)
-            store.put(key, {"explanation": label or CANNOT_TELL, "verified": bool(verified),
-                            "answered": text is not None})
-        out[f] = {**store.get(key), "source": generator.name}
+        label = store.get(key)
+        if label is None:
+            label = _explain_one(generator, prompt, check_t, shown, max_new_tokens, seed)
+            if label["answered"]:  # a server that failed is asked again next run
+                store.put(key, label)
+        out[f] = {**label, "source": generator.name}
     return out
+
+
+def _explain_one(generator, prompt: str, check_template: str, shown: Sequence[Span], max_new_tokens: int,
+                 seed: int) -> dict:
+    text = generator.generate([prompt], n=1, temperature=0.0, max_new_tokens=max_new_tokens, seed=seed,
+                              errors="none")[0][0]
+    label = _first_line(text)
+    verified = None
+    if label and CANNOT_TELL.lower() not in label.lower():
+        verified = _yes(generator, check_template.format(spans=render_spans(shown), explanation=label), seed)
+    return {"explanation": label or CANNOT_TELL, "verified": bool(verified), "answered": text is not None}

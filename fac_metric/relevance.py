@@ -82,7 +82,11 @@ class Relevance:
 def _finish(mode: str, mask: np.ndarray, n_candidates: int, details: dict, per_feature: dict) -> Relevance:
     ids = np.flatnonzero(mask)
     warning = None
-    if len(ids) < FEW_RELEVANT:
+    rate = details.get("parse_rate")
+    if rate is not None and rate < 0.5:
+        warning = (f"the judge's answers could be read for only {rate:.0%} of the features judged (the rest are unknown, "
+                   "never guessed): use a stronger model, or the local backend, which decides by likelihood")
+    elif len(ids) < FEW_RELEVANT:
         warning = (f"only {len(ids)} relevant features ({mode}): FAC moves in steps of 1/{max(len(ids), 1)} and "
                    "saturates quickly; use more anchor texts, or relevance='all'")
     return Relevance(mode, ids, n_candidates, details, per_feature, warning)
@@ -201,9 +205,12 @@ def judge_features(anchor: FeatureProfile, background: FeatureProfile | None, sp
         explanation = (explanations or {}).get(f) or space.fact(f).get("summary") or "(no explanation)"
         prompt = template.format(guideline=text, explanation=explanation, spans=render_spans(spans) or "(none)")
         key = cache_key("judge", PROMPT_VERSION, generator.name, f, prompt)
-        if key not in store:
-            store.put(key, _judge_one(generator, prompt, retries, max_new_tokens, seed + f))
-        decisions[f] = store.get(key)
+        decision = store.get(key)
+        if decision is None:
+            decision = _judge_one(generator, prompt, retries, max_new_tokens, seed + f)
+            if decision["how"] != "no answer":  # a server that failed is asked again next run
+                store.put(key, decision)
+        decisions[f] = decision
     mask = np.zeros(anchor.d_sae, bool)
     for f, d in decisions.items():
         mask[f] = d["decision"] in RELEVANT_DECISIONS
@@ -215,19 +222,29 @@ def judge_features(anchor: FeatureProfile, background: FeatureProfile | None, sp
     return _finish("judge", mask, len(pool), details, decisions)
 
 
+_REMINDER = "Reply with only your decision, exactly in this form: Final Decision: [[Yes]] (or [[Probably]], [[Maybe]], [[No]])."
+
+
 def _judge_one(generator, prompt: str, retries: int, max_new_tokens: int, seed: int) -> dict:
     if generator.supports_scoring:
         scores = generator.score(prompt, [f"Final Decision: [[{d}]]" for d in DECISIONS])
         best = int(np.argmax(scores))
         return {"decision": DECISIONS[best], "how": "likelihood", "scores": [round(float(s), 3) for s in scores]}
+    chat: list[dict] = [{"role": "user", "content": prompt}]
+    text = None
     for attempt in range(retries + 1):
-        # The first answer is greedy; retries sample, so an unparseable answer is not simply repeated.
-        text = generator.generate([prompt], n=1, temperature=0.0 if attempt == 0 else 0.7,
+        # The first answer is greedy. A retry shows the model its unparseable answer and asks for the
+        # format alone (small models ramble); later retries sample, so an answer is not just repeated.
+        text = generator.generate([chat], n=1, temperature=0.0 if attempt < 2 else 0.7,
                                   max_new_tokens=max_new_tokens, seed=seed * 31 + attempt, errors="none")[0][0]
         decision = parse_decision(text)
         if decision is not None:
             return {"decision": decision, "how": "parsed", "attempts": attempt + 1}
-    return {"decision": "unknown", "how": "unparseable", "attempts": retries + 1, "last": (text or "")[-200:]}
+        if text:
+            chat = [{"role": "user", "content": prompt}, {"role": "assistant", "content": text},
+                    {"role": "user", "content": _REMINDER}]
+    how = "unparseable" if text is not None else "no answer"
+    return {"decision": "unknown", "how": how, "attempts": retries + 1, "last": (text or "")[-200:]}
 
 
 def select_relevant(mode: str, anchor: FeatureProfile, *, background: FeatureProfile | None = None,

@@ -107,7 +107,9 @@ def _md(text: str) -> str:
 
 def _md_span(span: dict) -> str:
     context, peak = span["span"][: span["peak"]], span["span"][span["peak"] :]
-    return f"…{_md(context[-120:])}**{_md(peak) or '∅'}** (activation {span['activation']:.1f})"
+    # Markdown bold must hug its text: a peak token's leading space goes outside the stars.
+    lead = peak[: len(peak) - len(peak.lstrip())]
+    return f"…{_md(context[-120:])}{' ' if lead else ''}**{_md(peak.strip()) or '∅'}** (activation {span['activation']:.1f})"
 
 
 def _markdown(out: ScoreOutput, res: dict, data_name: str, anchor_name: str) -> str:

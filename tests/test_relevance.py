@@ -92,6 +92,9 @@ def test_unparseable_answers_are_retried_then_unknown_never_guessed(space, ancho
     rel = judge_features(anchor, background, space, gen, "toxicity", max_judged=2, retries=2, cache_dir=tmp_path)
     assert rel.n_relevant == 0 and rel.details["n_unknown"] == 2 and rel.details["parse_rate"] == 0.0
     assert len(chatter.requests) == 2 * 3  # each feature asked three times, then recorded as unknown
+    retry = chatter.requests[1]["messages"]
+    assert [m["role"] for m in retry] == ["user", "assistant", "user"] and "Final Decision: [[" in retry[-1]["content"]
+    assert "could be read for only 0%" in rel.warning
     broken = HTTPGenerator(garbage_endpoint.url, timeout=5, max_retries=0, backoff=0.01)
     rel = judge_features(anchor, background, space, broken, "toxicity", max_judged=2, retries=1, cache_dir=tmp_path)
     assert rel.details["by_decision"]["unknown"] == 2 and broken.stats.failures == 4
