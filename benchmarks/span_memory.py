@@ -61,8 +61,11 @@ def child(args) -> None:
                          batch_size=args.batch_size, show_progress=False)
     del warm
     gc.collect()
+    if args.trim:
+        import ctypes
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
     t0 = time.perf_counter()
-    with PeakRSS(interval=0.02) as rss:
+    with PeakRSS(interval=0.02, kernel_peak=True) as rss:
         heaps = collect_spans(space, make_texts(0, args.child, args.words), k=args.k, batch_size=args.batch_size,
                               show_progress=False)
     wall = time.perf_counter() - t0
@@ -73,7 +76,7 @@ def child(args) -> None:
         "growth_mb": round(rss.growth, 1), "wall_s": round(wall, 1), "load_s": round(load_s, 1),
         "heap_slots_filled": int(filled.sum()), "heap_slots": int(filled.size),
         "latents_fired": int((heaps.count > 0).sum()), "span_objects_mb": round(span_bytes / 2**20, 1),
-        "threads": torch.get_num_threads(),
+        "threads": torch.get_num_threads(), "exact_peak": rss.kernel_peak,
     }))
 
 
@@ -94,6 +97,7 @@ def main() -> None:
     p.add_argument("--words", type=int, default=24, help="words per text (after its number)")
     p.add_argument("--text-format", choices=("raw", "chat"), default="raw")
     p.add_argument("--feature-space", help="default: the embedded one")
+    p.add_argument("--trim", action="store_true")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:

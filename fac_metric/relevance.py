@@ -150,9 +150,11 @@ def all_features(anchor: FeatureProfile, background: FeatureProfile | None = Non
     return _finish("all", mask, int(anchor.active.sum()), {"generic_fraction": generic_fraction}, {})
 
 
-def load_guideline(guideline: str) -> tuple[str, str]:
+def load_guideline(guideline: str | None) -> tuple[str, str]:
     """``(name, text)`` of a shipped guideline (``toxicity``, ``helpfulness``,
     ``instruction_following``, ``sycophancy``) or of a user's own text."""
+    if guideline is None:
+        raise FacInputError(f"relevance='judge' needs a guideline: one of {shipped_guidelines()} or your own text")
     if not isinstance(guideline, str) or not guideline.strip():
         raise FacInputError(f"guideline must be a shipped name {shipped_guidelines()} or a sentence describing the task")
     key = guideline.strip().lower().replace("-", "_").replace(" ", "_")
@@ -263,8 +265,6 @@ def select_relevant(mode: str, anchor: FeatureProfile, *, background: FeaturePro
     if mode == "judge":
         if generator is None or space is None:
             raise FacInputError("relevance='judge' needs a generator (e.g. 'local' or 'http://127.0.0.1:8000/v1')")
-        if guideline is None:
-            raise FacInputError(f"relevance='judge' needs a guideline: one of {shipped_guidelines()} or your own text")
         return judge_features(anchor, background, space, generator, guideline, max_judged=max_judged,
                               anchor_spans=anchor_spans, cache_dir=cache_dir, show_progress=show_progress)
     raise FacInputError(f"relevance={mode!r} is not one of {RELEVANCE_MODES}")

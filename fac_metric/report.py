@@ -92,8 +92,8 @@ def _pct(x) -> str:
 
 def _meaning(row: dict) -> str:
     if row.get("explanation"):
-        check = "" if row.get("explanation_verified") else " (not confirmed by the check pass)"
-        return f"{row['explanation']}{check}; spans: {row.get('summary') or 'none'}"
+        check = "confirmed by the check pass" if row.get("explanation_verified") else "not confirmed by the check pass"
+        return f"{row['explanation']} ({row.get('explainer')}, {check}); spans: {row.get('summary') or 'none'}"
     return row.get("summary") or "no spans stored for this feature"
 
 

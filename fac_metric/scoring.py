@@ -22,7 +22,15 @@ from typing import Any, Iterable, Sequence
 from .errors import FacInputError, FacMismatchError
 from .feature_space import FeatureSpace
 from .profile import FACResult, FeatureProfile, fac
-from .relevance import DEFAULT_ALPHA, DEFAULT_MAX_JUDGED, DEFAULT_RELEVANCE, RELEVANCE_MODES, Relevance, select_relevant
+from .relevance import (
+    DEFAULT_ALPHA,
+    DEFAULT_MAX_JUDGED,
+    DEFAULT_RELEVANCE,
+    RELEVANCE_MODES,
+    Relevance,
+    load_guideline,
+    select_relevant,
+)
 from .spans import TopSpans
 
 _SPACES: dict[tuple, FeatureSpace] = {}
@@ -130,6 +138,15 @@ def score(
     """
     if relevance not in RELEVANCE_MODES:
         raise FacInputError(f"relevance={relevance!r} is not one of {RELEVANCE_MODES}")
+    gen = None
+    if relevance == "judge" and anchor is not None and relevant_features is None:
+        # Check the judge's arguments before minutes of encoding, not after.
+        if generator is None:
+            raise FacInputError("relevance='judge' needs a generator (e.g. 'local' or 'http://127.0.0.1:8000/v1')")
+        load_guideline(guideline)
+        from .generators import get_generator
+
+        gen = get_generator(generator)
     space = get_feature_space(feature_space)
     delta = space.threshold if threshold is None else float(threshold)
     data_prof, _ = as_profile(space, data, delta, batch_size=batch_size, show_progress=show_progress,
@@ -147,11 +164,6 @@ def score(
     if contrast is not None:
         contrast_prof, _ = as_profile(space, contrast, delta, batch_size=batch_size, show_progress=show_progress,
                                       desc="Profiling contrast", name="contrast")
-    gen = None
-    if relevance == "judge":
-        from .generators import get_generator
-
-        gen = get_generator(generator)
     chosen = select_relevant(relevance, anchor_prof, background=bg, contrast=contrast_prof, space=space, generator=gen,
                              guideline=guideline, max_judged=max_judged, alpha=alpha, anchor_spans=heaps,
                              cache_dir=cache_dir, show_progress=show_progress)

@@ -12,7 +12,7 @@ from fac_metric.examples import example_path
 
 def test_score_writes_report_json_and_plot(tmp_path, capsys):
     out = tmp_path / "report"
-    code = main(["score", str(example_path("ifeval_heldout")), "--anchor", str(example_path("ifeval_anchor")),
+    code = main(["score", str(example_path("brown_unseen")), "--anchor", str(example_path("ifeval_anchor")),
                  "--out", str(out), "--quiet", "--save-profiles"])
     assert code == 0
     printed = capsys.readouterr().out
@@ -20,13 +20,67 @@ def test_score_writes_report_json_and_plot(tmp_path, capsys):
     assert 0 < result["fac"] < 1 and result["n_missing"] == len(result["missing_features"]) > 0
     assert f"FAC {result['fac']:.3f}" in printed
     report = (out / "report.md").read_text()
-    assert "Missing features" in report and str(result["missing_features"][0]) in report
+    assert "Missing features" in report and f"### Feature {result['missing_features'][0]}" in report
+    assert result["relevance"] == "contrast" and result["relevance_details"]["n_relevant"] == result["n_relevant"]
+    first = result["top_missing"][0]
+    assert first["summary"].startswith("peaks on") and first["anchor_spans"] and first["corpus_spans"]
     assert (out / "coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (out / "report.html").read_text()
+    assert page.count("<mark>") >= len(result["top_missing"]) and "data:image/png;base64," in page
     # a saved anchor profile is accepted in place of the anchor texts, with the same result
     again = tmp_path / "again"
-    assert main(["score", str(example_path("ifeval_heldout")), "--anchor", str(out / "anchor_profile"),
+    assert main(["score", str(example_path("brown_unseen")), "--anchor", str(out / "anchor_profile"),
                  "--out", str(again), "--quiet"]) == 0
     assert json.loads((again / "result.json").read_text())["fac"] == result["fac"]
+
+
+@pytest.fixture
+def small_files(tmp_path, anchor_texts, brown_texts):
+    anchor, data = tmp_path / "anchor.jsonl", tmp_path / "data.jsonl"
+    anchor.write_text("".join(json.dumps({"text": t}) + "\n" for t in anchor_texts[:80]))
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in brown_texts[:10]))
+    return data, anchor
+
+
+def test_judge_relevance_through_an_http_generator(small_files, fake_endpoint, tmp_path, capsys):
+    from tests.servers import completion_body
+
+    endpoint = fake_endpoint(lambda n, payload: (200, json.dumps(completion_body("Final Decision: [[Yes]]")).encode(), 0.0))
+    data, anchor = small_files
+    args = ["score", str(data), "--anchor", str(anchor), "--relevance", "judge", "--guideline", "toxicity",
+            "--generator", endpoint.url, "--max-judged", "4", "--out", str(tmp_path / "r"), "--quiet"]
+    assert main(args) == 0
+    result = json.loads((tmp_path / "r" / "result.json").read_text())
+    assert result["relevance"] == "judge" and result["n_relevant"] == 4 and len(endpoint.requests) == 4
+    assert result["relevance_details"]["parse_rate"] == 1.0
+    assert all(row["decision"] == "Yes" for row in result["top_missing"])
+    assert "relevance=judge" in capsys.readouterr().out
+    assert main(args[:6] + ["--quiet"]) == 2
+    assert "needs a generator" in capsys.readouterr().err
+    assert main(args[:6] + ["--generator", endpoint.url, "--quiet"]) == 2
+    assert "needs a guideline: one of ['helpfulness', 'instruction_following'" in capsys.readouterr().err
+
+
+def test_explain_names_features_and_writes_the_missing_report(small_files, tmp_path, capsys):
+    assert main(["explain", "--features", "5817,7370", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "feature 5817: peaks on" in printed and "[[" in printed
+    data, anchor = small_files
+    assert main(["explain", str(data), "--anchor", str(anchor), "--generator", "local", "-n", "2",
+                 "--out", str(tmp_path / "x"), "--quiet"]) == 0
+    result = json.loads((tmp_path / "x" / "result.json").read_text())
+    assert len(result["top_missing"]) == 2 and all(row["explanation"] for row in result["top_missing"])
+    assert "local:smollm2-135m-instruct" in (tmp_path / "x" / "report.html").read_text()
+    assert main(["explain", "--features", "a,b"]) == 2
+    assert "--features takes comma-separated integers" in capsys.readouterr().err
+
+
+def test_report_escapes_what_it_quotes():
+    from fac_metric.report import _html_span, _md_span
+
+    span = {"span": "<script>alert(1)</script> | *x*", "peak": 27, "activation": 3.0}
+    assert "<script>" not in _html_span(span) and "&lt;script&gt;" in _html_span(span)
+    assert "\\|" in _md_span(span) and "\\*x\\*" in _md_span(span)
 
 
 def test_csv_parquet_and_saved_dataset_read_the_same_texts(tmp_path):
@@ -65,4 +119,4 @@ def test_missing_file_and_unknown_column(tmp_path, capsys):
 
 def test_console_script_runs_as_a_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fac_datasets_ext.cli", "--help"], capture_output=True, text=True)
-    assert proc.returncode == 0 and "score" in proc.stdout and "train-sae" in proc.stdout
+    assert proc.returncode == 0 and all(c in proc.stdout for c in ("score", "explain", "spans", "train-sae"))
