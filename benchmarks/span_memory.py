@@ -4,11 +4,14 @@
     python benchmarks/span_memory.py --n 256        # a quicker look
 
 Each arm runs in a fresh process started from this script (``--child``): load the space once
-(fp32), run ``collect_spans`` over a few warm-up texts (allocator pools, lazy imports, the
-first batch's buffers; the warm-up heaps are dropped), note RSS, then run ``collect_spans`` over
-N texts (1x) or 10 N texts (10x) while a thread samples RSS every 20 ms. Growth = peak during
-collection - RSS before it. Texts are generated lazily, so the corpus itself is never in memory:
-what grows is what collection keeps. The target: the 10x arm's growth within 20% of the 1x arm's.
+(fp32), run ``collect_spans`` over 64 warm-up texts (allocator pools, lazy imports, the first
+batches' buffers; the warm-up heaps are dropped), hand the C heap's free pages back to the OS
+(``malloc_trim``: what glibc keeps of freed memory otherwise shifts the baseline by tens of MB
+between identical runs), note RSS, then run ``collect_spans`` over N texts (1x) or 10 N texts
+(10x). Growth = peak RSS during collection - RSS before it, the peak being the kernel's exact
+high-water mark (reset at the start; a 20 ms sampler where that is unavailable). Texts are
+generated lazily, so the corpus itself is never in memory: what grows is what collection keeps.
+The target: the 10x arm's growth within 20% of the 1x arm's.
 
 Texts are short (``--words`` words) and deterministic: the bundled examples (IFEval anchor, Brown
 unseen, IFEval held out) in turn, each behind its own number and, on later passes over the pool,
@@ -25,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from _memory import PeakRSS  # benchmarks/_memory.py (this script's folder is on sys.path)
+from _memory import PeakRSS, release_free_heap  # benchmarks/_memory.py (this script's folder is on sys.path)
 
 FACTOR = 10
 WARMUP_TEXTS = 64
@@ -61,9 +64,7 @@ def child(args) -> None:
                          batch_size=args.batch_size, show_progress=False)
     del warm
     gc.collect()
-    if args.trim:
-        import ctypes
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    trimmed = not args.no_trim and release_free_heap()
     t0 = time.perf_counter()
     with PeakRSS(interval=0.02, kernel_peak=True) as rss:
         heaps = collect_spans(space, make_texts(0, args.child, args.words), k=args.k, batch_size=args.batch_size,
@@ -76,13 +77,13 @@ def child(args) -> None:
         "growth_mb": round(rss.growth, 1), "wall_s": round(wall, 1), "load_s": round(load_s, 1),
         "heap_slots_filled": int(filled.sum()), "heap_slots": int(filled.size),
         "latents_fired": int((heaps.count > 0).sum()), "span_objects_mb": round(span_bytes / 2**20, 1),
-        "threads": torch.get_num_threads(), "exact_peak": rss.kernel_peak,
+        "threads": torch.get_num_threads(), "exact_peak": rss.kernel_peak, "trimmed": trimmed,
     }))
 
 
 def run_arm(args, n: int) -> dict:
     cmd = [sys.executable, __file__, "--child", str(n), "--k", str(args.k), "--batch-size", str(args.batch_size),
-           "--words", str(args.words), "--text-format", args.text_format]
+           "--words", str(args.words), "--text-format", args.text_format] + ["--no-trim"] * args.no_trim
     if args.feature_space:
         cmd += ["--feature-space", args.feature_space]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
@@ -97,7 +98,7 @@ def main() -> None:
     p.add_argument("--words", type=int, default=24, help="words per text (after its number)")
     p.add_argument("--text-format", choices=("raw", "chat"), default="raw")
     p.add_argument("--feature-space", help="default: the embedded one")
-    p.add_argument("--trim", action="store_true")
+    p.add_argument("--no-trim", action="store_true", help="keep the C heap's free pages in the baseline")
     p.add_argument("--child", type=int, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
