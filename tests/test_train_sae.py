@@ -23,6 +23,10 @@ def test_train_sae_builds_a_loadable_feature_space_and_resumes(tmp_path, capsys)
     assert 0 < quality["mean_l0"] <= 8
     space = FeatureSpace.load(tmp_path / "space", dtype="float32")
     assert space.d_sae == 256 and space.calibrated and space.background.n_texts > 0
+    # the last stage collected every latent's top spans and labelled it
+    top = max(range(256), key=lambda i: space.fact(i).get("corpus_firings", 0))
+    assert space.fact(top)["top_spans"] and space.fact(top)["summary"].startswith("peaks on")
+    assert space.token_counts is not None and space.token_counts.sum() > 0
     acts = space.encode(["A quiet morning in the valley."], show_progress=False)
     assert 0 < len(acts.row(0)[0]) <= 256 and np.all(acts.values > 0)
     # a second run with the same arguments reuses every stage already on disk
