@@ -94,7 +94,8 @@ class FeatureSpace:
         self.scales = np.ones(d_sae, np.float32) if scales is None else np.asarray(scales, np.float32)
         self.calibrated = scales is not None
         self.background = background
-        self.facts = facts or []
+        self._facts: list[dict] = facts or []
+        self._facts_file: Path | None = None  # read on first use: ~20 MB of spans most scoring never needs
         self.token_counts: np.ndarray | None = None
         """Counted-token frequencies of the corpus the top spans came from (LLM-free labels use them)."""
         self._fingerprint: str | None = None
@@ -185,9 +186,8 @@ class FeatureSpace:
         )
         space.background = background
         space.token_counts = stats.get("token_counts")
-        facts_path = folder / FACTS_FILE
-        if facts_path.is_file():
-            space.facts = [json.loads(line) for line in facts_path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        if (folder / FACTS_FILE).is_file():
+            space._facts_file = folder / FACTS_FILE
         expected = meta.get("lm_fingerprint")
         if expected and expected != space.lm_fingerprint():
             raise FacModelError(
@@ -217,6 +217,19 @@ class FeatureSpace:
         self.save_facts(path)
         return path
 
+    @property
+    def facts(self) -> list[dict]:
+        """Per-latent facts (``features.jsonl``): scale, background share, top spans, summary, ..."""
+        if self._facts_file is not None:
+            text = self._facts_file.read_text(encoding="utf-8")
+            self._facts = [json.loads(line) for line in text.splitlines() if line.strip()]
+            self._facts_file = None
+        return self._facts
+
+    @facts.setter
+    def facts(self, value: list[dict]) -> None:
+        self._facts, self._facts_file = list(value), None
+
     def save_facts(self, path: str | os.PathLike) -> Path:
         """Write only what describes the latents (stats and ``features.jsonl``), not the SAE.
 
@@ -231,7 +244,10 @@ class FeatureSpace:
         if arrays:
             save_np(arrays, str(path / STATS_FILE))
         if self.facts:
-            (path / FACTS_FILE).write_text("".join(json.dumps(f) + "\n" for f in self.facts), encoding="utf-8")
+            # Written whole to a temporary file, then renamed: a killed run never leaves half a file.
+            tmp = path / f".{FACTS_FILE}.tmp"
+            tmp.write_text("".join(json.dumps(f, ensure_ascii=False) + "\n" for f in self.facts), encoding="utf-8")
+            os.replace(tmp, path / FACTS_FILE)
         return path
 
     def fact(self, feature: int) -> dict:

@@ -55,12 +55,12 @@ def test_spans_and_summaries_round_trip_through_the_feature_space_folder(space, 
     from fac_metric.defaults import default_space_path
 
     shutil.copytree(default_space_path(), tmp_path / "space")
-    before = [dict(f) for f in space.facts]
+    before = (space.facts, space.token_counts)
     try:
         add_spans(space, heaps, n_store=3)
         space.save_facts(tmp_path / "space")
     finally:
-        space.facts, space.token_counts = before, None
+        space.facts, space.token_counts = before  # the session's space stays as loaded
     again = FeatureSpace.load(tmp_path / "space", dtype="float32")
     f = int(np.argmax(heaps.count))
     assert [s.text for s in top_spans(again, f)] == [s.text for s in heaps.top(f)[:3]]
