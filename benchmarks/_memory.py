@@ -89,6 +89,11 @@ class PeakRSS:
         if self.kernel_peak:
             self.peak = max(self.peak, rss_mb("VmHWM"))
 
+    def peak_so_far(self) -> float:
+        """The peak since the block started, read from inside it."""
+        now = max(self.peak, rss_mb())
+        return max(now, rss_mb("VmHWM")) if self.kernel_peak else now
+
     @property
     def growth(self) -> float:
         """Peak RSS during the block minus RSS at its start, in MB."""

@@ -13,12 +13,14 @@ high-water mark (reset at the start; a 20 ms sampler where that is unavailable).
 generated lazily, so the corpus itself is never in memory: what grows is what collection keeps.
 The target: the 10x arm's growth within 20% of the 1x arm's.
 
-With glibc's default malloc the 10x arm's peak comes out about twice the 1x arm's, and a
-per-chunk trace shows why: the heaps and everything ``TopSpans.update`` allocates stay flat
-after the first chunk, but the encoder's dense ``[tokens, d_sae]`` SAE blocks (~30-40 MB each)
-move from ``mmap`` into the main heap once one of them under 32 MB is freed (glibc then raises its
-mmap threshold to that size), and the heap's fragmentation grows chunk after chunk.
-``--mmap-threshold-mb 4`` fixes the threshold (``GLIBC_TUNABLES``) so the two can be told apart.
+The 10x arm also prints its peak growth after each chunk of 1,024 texts: a leak shows as a
+peak that keeps rising, a bound as one that levels off. On this project's machine it levels
+off after about four chunks, while the 1x arm is a single chunk; the heaps' own objects grow by
+a few MB between the two, the rest is freed encoder transients (the SAE's dense
+``[tokens, d_sae]`` blocks, the LM's activations) that the allocator keeps and that the next
+chunk's transients land beside (docs/performance.md). ``--mmap-threshold-mb 4`` fixes glibc's
+mmap threshold (``GLIBC_TUNABLES``; by default it rises to the largest freed block under 32 MB,
+which moves those blocks into the fragmenting main heap) to tell allocator from collection.
 
 Texts are short (``--words`` words) and deterministic: the bundled examples (IFEval anchor, Brown
 unseen, IFEval held out) in turn, each behind its own number and, on later passes over the pool,
@@ -39,6 +41,7 @@ import time
 from _memory import PeakRSS, release_free_heap  # benchmarks/_memory.py (this script's folder is on sys.path)
 
 FACTOR = 10
+CHUNK = 1024  # texts per iter_peaks chunk (collect_spans' default)
 WARMUP_TEXTS = 64
 TARGET = 0.20
 
@@ -74,15 +77,25 @@ def child(args) -> None:
     gc.collect()
     trimmed = not args.no_trim and release_free_heap()
     t0 = time.perf_counter()
+    by_chunk: list[float] = []
+
+    def texts():
+        # Asked for text i * CHUNK, iter_peaks has encoded and folded in the i chunks before it.
+        for i, text in enumerate(make_texts(0, args.child, args.words)):
+            if i and i % CHUNK == 0:
+                by_chunk.append(round(rss.peak_so_far() - rss.base, 1))
+            yield text
+
     with PeakRSS(interval=0.02, kernel_peak=True) as rss:
-        heaps = collect_spans(space, make_texts(0, args.child, args.words), k=args.k, batch_size=args.batch_size,
+        heaps = collect_spans(space, texts(), k=args.k, batch_size=args.batch_size, chunk_size=CHUNK,
                               show_progress=False)
     wall = time.perf_counter() - t0
     filled = heaps.texts >= 0
     span_bytes = sum(sys.getsizeof(s) + sys.getsizeof(s[0]) for s in heaps.spans[filled])
     print(json.dumps({
         "texts": heaps.n_texts, "tokens": int(heaps.token_counts.sum()), "baseline_mb": round(rss.base, 1),
-        "growth_mb": round(rss.growth, 1), "wall_s": round(wall, 1), "load_s": round(load_s, 1),
+        "growth_mb": round(rss.growth, 1), "growth_by_chunk_mb": by_chunk + [round(rss.growth, 1)],
+        "wall_s": round(wall, 1), "load_s": round(load_s, 1),
         "heap_slots_filled": int(filled.sum()), "heap_slots": int(filled.size),
         "latents_fired": int((heaps.count > 0).sum()), "span_objects_mb": round(span_bytes / 2**20, 1),
         "threads": torch.get_num_threads(), "exact_peak": rss.kernel_peak, "trimmed": trimmed,
@@ -126,6 +139,8 @@ def main() -> None:
     for name, r in arms.items():
         print(f"{name:>4} {r['texts']:>7,} {r['tokens']:>9,} {r['baseline_mb']:>11,.1f} {r['growth_mb']:>9.1f} "
               f"{r['heap_slots_filled']:>8,}/{r['heap_slots']:<8,} {r['span_objects_mb']:>12.1f} {r['wall_s']:>7.1f}")
+    print(f"peak growth (MB) after each chunk of {CHUNK:,} texts, {FACTOR}x arm: "
+          + " ".join(f"{g:.0f}" for g in large["growth_by_chunk_mb"]))
     ok = abs(ratio - 1) <= TARGET
     print(f"growth {FACTOR}x / 1x = {ratio:.2f}: {'within' if ok else 'NOT within'} the {TARGET:.0%} target")
     print(json.dumps({"arms": arms, "growth_ratio": round(ratio, 2), "within_target": ok,
