@@ -41,7 +41,7 @@ import time
 from _memory import PeakRSS, release_free_heap  # benchmarks/_memory.py (this script's folder is on sys.path)
 
 FACTOR = 10
-CHUNK = 1024  # texts per iter_peaks chunk (collect_spans' default)
+CHUNK = 128  # texts per iter_peaks chunk (collect_spans' default)
 WARMUP_TEXTS = 64
 TARGET = 0.20
 
