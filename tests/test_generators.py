@@ -13,7 +13,6 @@ from fac_metric.generators import (
     Generator,
     GeneratorError,
     HTTPGenerator,
-    LocalGenerator,
     completion_seed,
     get_generator,
 )

@@ -5,7 +5,6 @@ import pytest
 
 from fac_metric.errors import FacInputError, FacMismatchError
 from fac_metric.profile import FeatureProfile, fac
-from fac_metric.scoring import background_profile
 
 
 @pytest.fixture(scope="module")
