@@ -31,7 +31,7 @@ from .relevance import (
     load_guideline,
     select_relevant,
 )
-from .spans import TopSpans
+from .spans import SPAN_CHUNK, TopSpans
 
 _SPACES: dict[tuple, FeatureSpace] = {}
 
@@ -99,10 +99,10 @@ def _profile_texts(space, texts, threshold, batch_size, show_progress, desc, spa
     if not spans:
         return FeatureProfile.from_texts(space, texts, threshold=threshold, batch_size=batch_size,
                                          show_progress=show_progress, desc=desc), None
-    tokenizer = space.reader.tokenizer
     prof = FeatureProfile.empty(space.d_sae, space.absolute_thresholds(threshold), threshold, space.fingerprint)
-    heaps = TopSpans(space.d_sae, spans, tokenizer, len(tokenizer))
-    for chunk in space.iter_peaks(texts, batch_size=batch_size, show_progress=show_progress, desc=desc):
+    heaps = TopSpans.for_space(space, spans)
+    for chunk in space.iter_peaks(texts, batch_size=batch_size, chunk_size=SPAN_CHUNK, show_progress=show_progress,
+                                  desc=desc):
         prof.update(chunk.acts)
         heaps.update(chunk)
     if prof.n_texts == 0:

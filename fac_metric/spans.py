@@ -27,6 +27,12 @@ import numpy as np
 SPAN_TOKENS = 32
 """Tokens a span holds, the peak token last (the paper's span length)."""
 
+SPAN_CHUNK = 128
+"""Texts encoded and folded into the heaps at a time. 128 rather than the encoder's usual 1,024:
+each chunk's (text, latent) entries and their sort are short-lived arrays of tens of MB, and with
+1,024-text chunks the allocator's fragmentation stacked them up over the first few chunks (peak
+growth 2.4x from 1x to 10x the text); at 128 it stays flat (docs/performance.md)."""
+
 
 @dataclass(frozen=True)
 class Span:
@@ -86,6 +92,12 @@ class TopSpans:
         """How often each token id occurs among the corpus' counted tokens."""
         self.n_texts = 0
 
+    @classmethod
+    def for_space(cls, space, k: int, span_tokens: int = SPAN_TOKENS) -> "TopSpans":
+        """Empty heaps sized for ``space`` (its width and its tokenizer's vocabulary)."""
+        tokenizer = space.reader.tokenizer
+        return cls(space.d_sae, k, tokenizer, len(tokenizer), span_tokens)
+
     @property
     def d_sae(self) -> int:
         return self.values.shape[0]
@@ -95,9 +107,10 @@ class TopSpans:
         acts, peaks, tokens = chunk.acts, chunk.peaks, chunk.tokens
         base = self.n_texts
         self.n_texts += acts.n_texts
-        for ids in tokens:
-            if ids:
-                self.token_counts += np.bincount(np.asarray(ids), minlength=len(self.token_counts))[: len(self.token_counts)]
+        # One vocabulary-sized count per chunk, not one per text.
+        flat = np.fromiter((t for ids in tokens for t in ids), np.int64)
+        if len(flat):
+            self.token_counts += np.bincount(flat, minlength=len(self.token_counts))[: len(self.token_counts)]
         self.count += np.bincount(acts.indices, minlength=self.d_sae)
         rows = np.repeat(np.arange(acts.n_texts), np.diff(acts.indptr))
         feat, val, pos = acts.indices.astype(np.int64), acts.values, peaks
@@ -169,17 +182,10 @@ class TopSpans:
 
 
 def collect_spans(space, texts: Iterable, *, k: int = 20, span_tokens: int = SPAN_TOKENS, batch_size: int = 32,
-                  chunk_size: int = 128, show_progress: bool = True, desc: str = "Collecting spans") -> TopSpans:
-    """Stream ``texts`` through ``space`` once and keep every latent's top-``k`` spans.
-
-    Texts are encoded and folded into the heaps ``chunk_size`` at a time. 128 rather than the
-    encoder's usual 1,024: each chunk's (text, latent) entries and their sort are short-lived
-    arrays of tens of MB, and with 1,024-text chunks the allocator's fragmentation stacked them
-    up over the first few chunks (peak growth 2.4x from 1x to 10x the text); at 128 it stays
-    flat (1.06x; docs/performance.md) at the same speed.
-    """
-    tokenizer = space.reader.tokenizer
-    heaps = TopSpans(space.d_sae, k, tokenizer, len(tokenizer), span_tokens)
+                  chunk_size: int = SPAN_CHUNK, show_progress: bool = True, desc: str = "Collecting spans") -> TopSpans:
+    """Stream ``texts`` through ``space`` once and keep every latent's top-``k`` spans
+    (``chunk_size`` texts at a time: see :data:`SPAN_CHUNK`)."""
+    heaps = TopSpans.for_space(space, k, span_tokens)
     for chunk in space.iter_peaks(texts, batch_size=batch_size, chunk_size=chunk_size, show_progress=show_progress,
                                   desc=desc):
         heaps.update(chunk)
