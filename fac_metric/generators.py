@@ -9,7 +9,10 @@ SAEs, features or coverage, or cache results (callers key their caches on ``Gene
 
 Seeding: completion ``j`` of prompt ``i`` is sampled with ``completion_seed(seed, i, j)`` =
 ``(seed * 1_000_003 + i * 1009 + j) % 2**31``, so the same prompt list and seed give the same
-completions, whatever the batch size (local) or the order requests finish in (HTTP). Servers
+completions, whatever the batch size (local) or the order requests finish in (HTTP). With one
+seed per prompt (``seed=[s0, s1, ...]``) completion ``j`` of prompt ``i`` uses
+``completion_seed(s_i, 0, j)``: a prompt's completions then do not depend on the other prompts
+of the call at all, which is what lets synthesis batch any set of features, on any process. Servers
 reproduce seeds only for requests they run one at a time: use ``concurrency=1`` where that matters.
 
 >>> from fac_metric.generators import get_generator
@@ -34,6 +37,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence, TypeVar, Union
 from urllib.parse import urlparse
 
+import numpy as np
 import torch
 
 from .errors import FacError, FacInputError
@@ -121,12 +125,13 @@ class Generator:
         temperature: float = 0.8,
         top_p: float = 0.9,
         max_new_tokens: int = 256,
-        seed: int = 0,
+        seed: int | Sequence[int] = 0,
         errors: str = "raise",
     ) -> list[list[str | None]]:
         """For each prompt, ``n`` completions: the assistant's text, without special tokens.
 
-        Completion ``j`` of prompt ``i`` is seeded by ``completion_seed(seed, i, j)``;
+        Completion ``j`` of prompt ``i`` is seeded by ``completion_seed(seed, i, j)``, or by
+        ``completion_seed(seed[i], 0, j)`` when ``seed`` is a list with one seed per prompt;
         ``temperature=0`` decodes greedily. ``errors="raise"``: a completion that still fails
         after its retries raises ``GeneratorError``; ``errors="none"``: it comes back as ``None``
         and counts in ``stats.failures``.
@@ -138,11 +143,20 @@ class Generator:
             raise FacInputError(f"temperature={temperature} must be >= 0 and top_p={top_p} in (0, 1]")
         if errors not in ERROR_MODES:
             raise FacInputError(f"errors={errors!r} is not one of {ERROR_MODES}")
+        if isinstance(seed, (int, np.integer)):
+            seeds = [[completion_seed(int(seed), i, j) for j in range(n)] for i in range(len(chats))]
+        else:
+            per_prompt = [int(s) for s in seed]
+            if len(per_prompt) != len(chats):
+                raise FacInputError(f"seed has {len(per_prompt)} values for {len(chats)} prompts: pass one per prompt, or one int")
+            seeds = [[completion_seed(s, 0, j) for j in range(n)] for s in per_prompt]
         if not chats:
             return []
-        return self._generate(chats, n, Sampling(float(temperature), float(top_p), int(max_new_tokens)), seed, errors)
+        return self._generate(chats, seeds, Sampling(float(temperature), float(top_p), int(max_new_tokens)), errors)
 
-    def _generate(self, chats: list[list[dict]], n: int, sampling: Sampling, seed: int, errors: str) -> list[list[str | None]]:
+    def _generate(self, chats: list[list[dict]], seeds: list[list[int]], sampling: Sampling,
+                  errors: str) -> list[list[str | None]]:
+        """``len(seeds[i])`` completions of chat ``i``, completion ``j`` sampled with ``seeds[i][j]``."""
         raise NotImplementedError
 
     def score(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
@@ -208,15 +222,15 @@ class LocalGenerator(Generator):
     def _encode(self, chat: list[dict]) -> list[int]:
         return list(self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False))
 
-    def _generate(self, chats: list[list[dict]], n: int, sampling: Sampling, seed: int, errors: str) -> list[list[str | None]]:
+    def _generate(self, chats: list[list[dict]], seeds: list[list[int]], sampling: Sampling,
+                  errors: str) -> list[list[str | None]]:
         ids = [self._encode(chat) for chat in chats]
         # Rows of similar length share a batch (less padding); the order cannot change any result.
-        rows = sorted(((i, j) for i in range(len(chats)) for j in range(n)), key=lambda r: len(ids[r[0]]))
-        out: list[list[str | None]] = [[None] * n for _ in chats]
+        rows = sorted(((i, j) for i in range(len(chats)) for j in range(len(seeds[i]))), key=lambda r: len(ids[r[0]]))
+        out: list[list[str | None]] = [[None] * len(s) for s in seeds]
         for start in range(0, len(rows), self.batch_size):
             batch = rows[start : start + self.batch_size]
-            seeds = [completion_seed(seed, i, j) for i, j in batch]
-            new_tokens = self._sample([ids[i] for i, _ in batch], seeds, sampling)
+            new_tokens = self._sample([ids[i] for i, _ in batch], [seeds[i][j] for i, j in batch], sampling)
             for (i, j), tokens in zip(batch, new_tokens):
                 out[i][j] = self.tokenizer.decode(tokens, skip_special_tokens=True)
             self.stats.add(
@@ -448,12 +462,13 @@ class HTTPGenerator(Generator):
             raise GeneratorError(f"{self.base_url} serves {len(ids)} models {ids}: pick one with model=<id>")
         return ids[0]
 
-    def _generate(self, chats: list[list[dict]], n: int, sampling: Sampling, seed: int, errors: str) -> list[list[str | None]]:
-        out: list[list[str | None]] = [[None] * n for _ in chats]
-        jobs = [(i, j) for i in range(len(chats)) for j in range(n)]
+    def _generate(self, chats: list[list[dict]], seeds: list[list[int]], sampling: Sampling,
+                  errors: str) -> list[list[str | None]]:
+        out: list[list[str | None]] = [[None] * len(s) for s in seeds]
+        jobs = [(i, j) for i in range(len(chats)) for j in range(len(seeds[i]))]
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs)), thread_name_prefix="fac-http")
         try:
-            futures = {pool.submit(self._complete, chats[i], sampling, completion_seed(seed, i, j)): (i, j) for i, j in jobs}
+            futures = {pool.submit(self._complete, chats[i], sampling, seeds[i][j]): (i, j) for i, j in jobs}
             for future in as_completed(futures):
                 i, j = futures[future]
                 try:

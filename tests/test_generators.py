@@ -73,8 +73,9 @@ def test_http_keeps_input_order_and_seeds(echo_endpoint):
     prompts = [f"{k}:prompt" for k in range(6)]
     out = gen.generate(prompts, n=2, seed=3)
     assert out == [[f"{p}|seed={completion_seed(3, i, j)}" for j in range(2)] for i, p in enumerate(prompts)]
+    assert gen.generate(prompts[:2], seed=[7, 9]) == [[f"{p}|seed={completion_seed(s, 0, 0)}"] for p, s in zip(prompts, (7, 9))]
     # Answers came back in reverse: the order above is the input order, not the completion order.
-    assert gen.stats.calls == 12 and all(r["model"] == FAKE_MODEL and r["max_tokens"] == 256 for r in echo_endpoint.requests)
+    assert gen.stats.calls == 14 and all(r["model"] == FAKE_MODEL and r["max_tokens"] == 256 for r in echo_endpoint.requests)
 
 
 def test_http_timeout_raises_or_gives_none(slow_endpoint):
@@ -159,6 +160,15 @@ def test_local_batch_invariance(local):
         finally:
             local.batch_size = 8
         assert batched == alone and batched[0] == first_alone[0]
+
+
+def test_per_prompt_seeds_make_a_prompt_independent_of_its_call(local):
+    # One seed per prompt: a prompt's samples are the same alone, at another index, or among others.
+    kwargs = dict(n=2, temperature=1.0, max_new_tokens=6)
+    together = local.generate(PROMPTS, seed=[11, 12, 13], **kwargs)
+    assert local.generate([PROMPTS[2], PROMPTS[0]], seed=[13, 11], **kwargs) == [together[2], together[0]]
+    with pytest.raises(FacInputError, match="one per prompt"):
+        local.generate(PROMPTS, seed=[1, 2], **kwargs)
 
 
 def test_local_score_prefers_the_likely_answer(local):
