@@ -1,5 +1,16 @@
 """fac_datasets_ext: the ``datasets`` side of fac and the ``fac`` command.
 
-Today: reading data files (``io``) and the CLI (``cli``). ``Dataset.augment_with_fac`` and the
-map-style ``FeatureEncoder`` are registered here when the synthesis feature lands.
+Importing it registers ``Dataset.augment_with_fac`` and ``DatasetDict.augment_with_fac``
+(:mod:`fac_datasets_ext.augment`). Also here: the map-style ``FeatureEncoder``
+(:mod:`fac_datasets_ext.encoder`), data shapes, the synthesis loop, and the CLI (``cli``).
+
+>>> import datasets, fac_datasets_ext
+>>> hasattr(datasets.Dataset, "augment_with_fac") and hasattr(datasets.DatasetDict, "augment_with_fac")
+True
 """
+
+from .augment import PROVENANCE_COLUMNS, AugmentResult, augment, augment_with_fac, register
+
+register()
+
+__all__ = ["augment", "augment_with_fac", "AugmentResult", "PROVENANCE_COLUMNS", "register"]

@@ -47,6 +47,10 @@ class JsonlCache:
     def __len__(self) -> int:
         return len(self._data)
 
+    def items(self) -> list[tuple[str, Any]]:
+        """Every ``(key, value)`` record, the last one per key."""
+        return list(self._data.items())
+
     def put(self, key: str, value: Any) -> None:
         """Record ``value`` under ``key`` and make it durable before returning."""
         line = json.dumps({"key": key, "value": value}, ensure_ascii=False) + "\n"

@@ -1,0 +1,342 @@
+"""``Dataset.augment_with_fac``: add the few verified samples a dataset is missing, before training.
+
+Owns: one augmentation run from a dataset and an anchor to a new dataset and ``report.json``:
+reading rows by shape, encoding data and anchor (spread over ``accelerate`` processes, cached
+in the run folder), choosing relevant features, describing each missing feature (LLM-free
+summary + the anchor's own top spans), running :class:`~fac_datasets_ext.synthesis.Synthesizer`,
+completing new rows in the dataset's schema with provenance columns, and FAC before/after.
+Also registers ``Dataset.augment_with_fac`` and ``DatasetDict.augment_with_fac``.
+
+A run lives in ``cache_dir/<key>``, the key hashing everything that decides the samples (data,
+anchor, feature space, δ, relevance, generator, seed, settings, templates) but not ``budget`` or
+``max_calls``: the same call again resumes or reuses it, and a larger budget continues it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from fac_metric.errors import FacInputError
+from fac_metric.explain import feature_spans
+from fac_metric.models import cache_dir as fac_cache_dir
+from fac_metric.profile import FeatureProfile, fac
+from fac_metric.relevance import DEFAULT_RELEVANCE, RELEVANCE_MODES, select_relevant
+from fac_metric.scoring import background_profile, get_feature_space
+from fac_metric.spans import TopSpans
+
+from .distributed import Ranks, encode_one_by_one, encode_spread
+from .journal import Journal
+from .prompts import PromptSet
+from .shapes import DataShape, detect_shape
+from .synthesis import DedupIndex, Settings, Synthesizer, Target
+
+logger = logging.getLogger("fac_datasets_ext")
+
+PROVENANCE_COLUMNS = ("fac_synthetic", "fac_target_feature", "fac_activation", "fac_generator")
+"""Columns added to every row; ``ds.remove_columns(list(PROVENANCE_COLUMNS))`` drops them."""
+ANCHOR_SPANS = 3
+"""Anchor texts whose spans show the generator where a missing feature fires."""
+_MAP_KWARGS = ("batch_size", "desc", "load_from_cache_file", "keep_in_memory")
+
+
+@dataclass
+class AugmentResult:
+    dataset: Any
+    """The original rows, then the accepted new rows, all with provenance columns."""
+    report: dict
+    run_dir: Path
+
+
+def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None, samples_per_feature: int = 2,
+            column: str | None = None, generator: Any = "local", relevance: str | Sequence[int] = DEFAULT_RELEVANCE,
+            threshold: float | None = None, seed: int = 0, cache_dir: str | os.PathLike | None = None, *,
+            feature_space: Any = None, shape: str | None = None, anchor_column: str | None = None,
+            constants: Mapping[str, Any] | None = None, templates: Any = None, max_features: int | None = None,
+            features_per_round: int = 8, max_new_tokens: int = 96, response_tokens: int = 160,
+            contrastive: bool = True, show_progress: bool = True, **map_kwargs: Any) -> AugmentResult:
+    """Augment ``ds`` with samples covering the features ``anchor`` covers and ``ds`` misses.
+
+    See :func:`augment_with_fac` for the arguments; this returns the report and run folder too.
+    """
+    unknown = sorted(set(map_kwargs) - set(_MAP_KWARGS))
+    if unknown:
+        raise FacInputError(f"unknown argument(s) {unknown}; map-style arguments accepted: {list(_MAP_KWARGS)}")
+    _check_counts(budget=budget, max_calls=max_calls, max_features=max_features)
+    if len(ds) == 0:
+        raise FacInputError("the dataset has no rows: there is nothing to measure or augment")
+    data_shape = detect_shape(ds.column_names, shape=shape, column=column)
+    settings = Settings(samples_per_feature, max_new_tokens=max_new_tokens, response_tokens=response_tokens,
+                        features_per_round=features_per_round, contrastive=contrastive)
+    prompts = PromptSet.load(data_shape.name, templates)
+    data_items = [data_shape.encoded(row) for row in ds]
+    anchor_items, anchor_rows = _anchor_items(anchor, anchor_column)
+    if relevance not in RELEVANCE_MODES and isinstance(relevance, str):
+        raise FacInputError(f"relevance={relevance!r} is not one of {RELEVANCE_MODES}, or a list of feature ids")
+
+    from fac_metric.generators import get_generator
+
+    gen = get_generator(generator)  # a bad generator fails here, before any encoding
+    space = get_feature_space(feature_space)
+    delta = space.threshold if threshold is None else float(threshold)
+    thresholds = space.absolute_thresholds(delta)
+    ranks = Ranks.current()
+    key = _run_key(data_items, anchor_items, space.fingerprint, delta, relevance, gen.name, seed, asdict(settings),
+                   prompts.fingerprint(), data_shape)
+    run_dir = Path(cache_dir) if cache_dir is not None else fac_cache_dir() / "augment"
+    run_dir = run_dir / key
+    if not map_kwargs.get("load_from_cache_file", True) and ranks.main and run_dir.exists():
+        _clear(run_dir)
+    ranks.barrier()
+    batch_size = int(map_kwargs.get("batch_size") or 32)
+    desc = map_kwargs.get("desc") or "Encoding"
+    data_acts = encode_spread(space, data_items, ranks, cache=run_dir / "encoded" / "data", batch_size=batch_size,
+                              show_progress=show_progress and ranks.main, desc=f"{desc} data")
+    anchor_acts = encode_spread(space, anchor_items, ranks, cache=run_dir / "encoded" / "anchor",
+                                batch_size=batch_size, show_progress=show_progress and ranks.main,
+                                desc=f"{desc} anchor")
+    data_prof = FeatureProfile.from_activations(data_acts, thresholds, delta, space.fingerprint)
+    anchor_prof = FeatureProfile.from_activations(anchor_acts, thresholds, delta, space.fingerprint)
+    if isinstance(relevance, str):
+        chosen = select_relevant(relevance, anchor_prof, background=background_profile(space, delta), space=space,
+                                 generator=gen, show_progress=show_progress and ranks.main)
+        relevant, mode = chosen.features, chosen.mode
+    else:
+        relevant, mode = [int(f) for f in relevance], "given"
+    before = fac(data_prof, anchor_prof, relevant=relevant, relevance=mode)
+    missing = before.missing[:max_features] if max_features is not None else before.missing
+
+    def make_target(feature: int) -> Target:
+        spans = _anchor_spans(space, anchor_items, anchor_acts, feature)
+        scale = float(space.scales[feature])
+        summary = _plain(space.fact(feature).get("summary"))
+        return Target(feature, summary, tuple(feature_spans(space, feature, spans)), scale, float(thresholds[feature]))
+
+    data_active = [ids[vals > thresholds[ids]] for ids, vals in map(data_acts.row, range(data_acts.n_texts))]
+    dedup = DedupIndex([_as_text(item) for item in data_items], data_active, space.d_sae, settings.near_duplicate)
+    synth = Synthesizer(space, gen, data_shape, prompts, Journal(run_dir / "journal", ranks.rank), settings=settings,
+                        seed=seed, delta=delta, dedup=dedup, ranks=ranks, show_progress=show_progress)
+    result = synth.run(missing, make_target, budget=budget, max_calls=max_calls)
+
+    after_prof = data_prof.merge(FeatureProfile.from_activations(
+        encode_one_by_one(space, [r.text for r in result.rows]), thresholds, delta, space.fingerprint)) \
+        if result.rows else data_prof
+    after = fac(after_prof, anchor_prof, relevant=relevant, relevance=mode)
+    consts = _constants(ds, anchor_rows, data_shape, constants)
+    out = _assemble(ds, data_shape, result.rows, consts, gen.name, keep_in_memory=map_kwargs.get("keep_in_memory"))
+    report = _report(before, after, result, gen.name, data_shape, settings, seed, delta, budget, max_calls, missing,
+                     consts, len(ds), run_dir)
+    if ranks.main:
+        _write_json(run_dir / "report.json", report)
+        with open(run_dir / "attempts.jsonl", "w", encoding="utf-8") as fh:
+            for a in result.attempts:
+                fh.write(json.dumps(a.record(), ensure_ascii=False) + "\n")
+        logger.info("FAC %.3f -> %.3f with %d new rows (%d generator calls, acceptance %.2f); report: %s",
+                    before.fac or 0.0, after.fac or 0.0, len(result.rows), result.calls,
+                    report["synthesis"]["acceptance_rate"], run_dir / "report.json")
+    return AugmentResult(out, report, run_dir)
+
+
+def augment_with_fac(self, anchor, budget: int | None = None, max_calls: int | None = None,
+                     samples_per_feature: int = 2, column: str | None = None, generator: Any = "local",
+                     relevance: str | Sequence[int] = DEFAULT_RELEVANCE, threshold: float | None = None,
+                     seed: int = 0, cache_dir: str | os.PathLike | None = None, **kwargs: Any):
+    """A new dataset: these rows unchanged, plus verified synthetic rows covering the features
+    ``anchor`` covers and these rows miss (FAC Synthesis), each with provenance columns.
+
+    ``anchor``: a ``Dataset`` (its text column found by shape, or ``anchor_column=``) or a list of
+    strings or chats, representative of the task. ``budget``: accepted rows wanted (None: one
+    pass over the missing features); ``max_calls``: cap on generator calls (never exceeded).
+    ``samples_per_feature``: step-2 draws per feature (1-2 in the paper). ``column``/``shape=``:
+    override what is encoded and synthesised (see :mod:`fac_datasets_ext.shapes`).
+    ``generator``: ``"local"`` (the embedded model), a model folder, an ``http(s)://.../v1``
+    endpoint, or a ``Generator``. ``relevance``: ``"contrast"``, ``"all"``, ``"judge"`` or a list of
+    feature ids. ``threshold``: δ (default: the space's). ``seed``: same seed, same rows, for 1 or N
+    processes. ``cache_dir``: where the run folder (journal, encodings, ``report.json``) lives.
+
+    Keyword-only: ``feature_space``, ``shape``, ``anchor_column``, ``constants`` (values for
+    columns not generated, e.g. ``{"label": 1}``; by default a value every anchor row shares),
+    ``templates`` (a folder or dict overriding prompt templates), ``max_features``,
+    ``features_per_round``, ``max_new_tokens``, ``response_tokens``, ``show_progress``; and the
+    map-style ``batch_size`` (encoding), ``desc``, ``load_from_cache_file`` (False: start the run
+    afresh) and ``keep_in_memory``.
+    """
+    return augment(self, anchor, budget, max_calls, samples_per_feature, column, generator, relevance, threshold,
+                   seed, cache_dir, **kwargs).dataset
+
+
+def augment_dataset_dict(self, anchor, budget: int | None = None, *args: Any, split: str | None = None,
+                         **kwargs: Any):
+    """``augment_with_fac`` on each split (each its own run and budget), or only on ``split``."""
+    import datasets
+
+    if split is not None and split not in self:
+        raise FacInputError(f"split {split!r} is not in the DatasetDict; it has {list(self)}")
+    names = [split] if split is not None else list(self)
+    return datasets.DatasetDict({name: augment_with_fac(ds, anchor, budget, *args, **kwargs) if name in names else ds
+                                 for name, ds in self.items()})
+
+
+def register() -> None:
+    """Attach the methods (done by ``import fac_datasets_ext``)."""
+    import datasets
+
+    datasets.Dataset.augment_with_fac = augment_with_fac
+    datasets.DatasetDict.augment_with_fac = augment_dataset_dict
+
+
+# ---------------------------------------------------------------------------------------- helpers
+def _check_counts(**counts: int | None) -> None:
+    for name, value in counts.items():
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0):
+            raise FacInputError(f"{name}={value!r} must be a whole number >= 0, or None")
+
+
+def _anchor_items(anchor: Any, column: str | None) -> tuple[list, Any]:
+    """The anchor's items to encode and, for a ``Dataset``, the dataset itself (for constants)."""
+    import datasets
+
+    if isinstance(anchor, datasets.DatasetDict):
+        raise FacInputError("anchor is a DatasetDict: pass one split, e.g. anchor=task['train']")
+    if isinstance(anchor, datasets.Dataset):
+        if len(anchor) == 0:
+            raise FacInputError("the anchor dataset has no rows: it must show what the task looks like")
+        shape = detect_shape(anchor.column_names, column=column)
+        return [shape.encoded(row) for row in anchor], anchor
+    if isinstance(anchor, (str, bytes)) or not isinstance(anchor, Sequence):
+        raise FacInputError(f"anchor must be a Dataset or a list of strings or chats, not {type(anchor).__name__}")
+    if not anchor:
+        raise FacInputError("the anchor is empty: it must show what the task looks like")
+    return list(anchor), None
+
+
+def _as_text(item: Any) -> str:
+    if isinstance(item, str):
+        return item
+    if isinstance(item, list):
+        return "\n".join(str(m.get("content", "")) for m in item if isinstance(m, Mapping))
+    return ""
+
+
+def _run_key(data_items, anchor_items, *parts: Any) -> str:
+    h = hashlib.blake2b(digest_size=10)
+    for items in (data_items, anchor_items):
+        for item in items:
+            h.update(json.dumps(item, sort_keys=True, ensure_ascii=False, default=str).encode("utf-8"))
+            h.update(b"\x1e")
+        h.update(b"\x1d")
+    h.update(json.dumps([p if not isinstance(p, DataShape) else asdict(p) for p in parts], sort_keys=True,
+                        default=str).encode())
+    return h.hexdigest()
+
+
+def _anchor_spans(space, items: list, acts, feature: int, k: int = ANCHOR_SPANS) -> list:
+    """The spans of ``feature`` in its ``k`` strongest anchor texts, each text encoded alone."""
+    where = np.flatnonzero(acts.indices == feature)
+    rows = np.searchsorted(acts.indptr, where, side="right") - 1
+    order = np.lexsort((rows, -acts.values[where]))[:k]
+    heaps = TopSpans.for_space(space, k)
+    for row in rows[order]:
+        for chunk in space.iter_peaks([items[row]], batch_size=1, show_progress=False):
+            heaps.update(chunk)
+    return heaps.top(feature)
+
+
+def _constants(ds, anchor_rows, shape: DataShape, given: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Values for columns the new rows do not generate: the user's, else one every anchor row shares."""
+    produced = {shape.column, *shape.responses, *([shape.input_column] if shape.input_column else [])}
+    out = dict(given or {})
+    unknown = sorted(set(out) - set(ds.column_names))
+    if unknown:
+        raise FacInputError(f"constants for columns the dataset does not have: {unknown}; it has {ds.column_names}")
+    for name in ds.column_names:
+        if name in produced or name in out or anchor_rows is None or name not in anchor_rows.column_names:
+            continue
+        values = {json.dumps(v, sort_keys=True, default=str) for v in anchor_rows[name]}
+        if len(values) == 1:
+            out[name] = anchor_rows[0][name]
+    return out
+
+
+def _assemble(ds, shape: DataShape, rows, constants: Mapping[str, Any], generator_name: str, *,
+              keep_in_memory: bool | None = None):
+    import datasets
+
+    features = ds.features.copy()
+    features.update({"fac_synthetic": datasets.Value("bool"), "fac_target_feature": datasets.Value("int64"),
+                     "fac_activation": datasets.Value("float32"), "fac_generator": datasets.Value("string")})
+    n = len(ds)
+    original = ds
+    for name, values in (("fac_synthetic", [False] * n), ("fac_target_feature", [None] * n),
+                         ("fac_activation", [None] * n), ("fac_generator", [None] * n)):
+        original = original.add_column(name, values, feature=features[name])
+    if not rows:
+        return original
+    new = [{**shape.new_row(r.text, r.generated, ds.column_names, constants), "fac_synthetic": True,
+            "fac_target_feature": r.feature, "fac_activation": r.activation, "fac_generator": generator_name}
+           for r in rows]
+    added = datasets.Dataset.from_list(new, features=features)
+    out = datasets.concatenate_datasets([original, added])
+    return out.flatten_indices(keep_in_memory=bool(keep_in_memory)) if keep_in_memory else out
+
+
+def _report(before, after, result, generator_name, shape, settings, seed, delta, budget, max_calls, missing, consts,
+            n_rows, run_dir) -> dict:
+    final = [a for a in result.attempts if a.step in ("step2", "one_step")]
+    passed = sum(a.passed for a in final)
+    covered_now = sorted(set(after.covered) - set(before.covered))
+    return {
+        "fac_before": before.fac, "fac_after": after.fac,
+        "covered_before": before.n_covered, "covered_after": after.n_covered, "relevant": before.n_reference,
+        "relevance": before.relevance, "threshold": delta,
+        "newly_covered": covered_now, "still_missing": after.missing,
+        "rows": n_rows, "new_rows": len(result.rows),
+        "synthesis": {
+            "generator": generator_name, "shape": shape.name, "seed": seed, "budget": budget, "max_calls": max_calls,
+            "settings": asdict(settings), "features_missing": len(missing), "features_tried": len(result.features_tried),
+            "calls": result.calls, "calls_this_run": result.calls_now, "stopped_by": result.stopped_by,
+            "samples": len(final), "passed_threshold": passed, "accepted": len(result.rows),
+            "acceptance_rate": (len(result.rows) / len(final)) if final else 0.0,
+            "pass_rate": (passed / len(final)) if final else 0.0,
+            "rejected": _count_reasons(final), "constants": consts,
+        },
+        "run_dir": str(run_dir),
+    }
+
+
+def _count_reasons(attempts) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for a in attempts:
+        if not a.accepted:
+            out[a.reason or "not accepted"] = out.get(a.reason or "not accepted", 0) + 1
+    return out
+
+
+def _write_json(path: Path, value: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _clear(run_dir: Path) -> None:
+    import shutil
+
+    shutil.rmtree(run_dir)
+
+
+__all__ = ["augment", "augment_with_fac", "AugmentResult", "PROVENANCE_COLUMNS", "register"]
+
+
+def _plain(summary: str | None) -> str:
+    """The LLM-free summary without its span counts, which small generators copy into samples."""
+    if not summary:
+        return "(no summary: see the fragments)"
+    return re.sub(r"\s*\(\d+/\d+\)", "", summary)

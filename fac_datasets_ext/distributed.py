@@ -1,0 +1,121 @@
+"""Spreading work over the processes of an ``accelerate launch``, with the same result for any count.
+
+Owns: which process does which share (``Ranks.share``: round-robin over a fixed, ordered list of
+work units), gathering everyone's results to every process (``Ranks.gather``), and encoding a
+list of texts in fixed blocks spread over the processes (``encode_spread``). The result never
+depends on the number of processes because the *units* never do: a block of texts is encoded
+as the same batch whichever process takes it (a text's activations move by ~1e-5 with its
+batch-mates), and results are put back in unit order, never in arrival order. Must not: decide
+what the units are (synthesis and augmentation do).
+
+Without a launcher there is one process and nothing is gathered:
+
+>>> ranks = Ranks.current()
+>>> ranks.world, ranks.share(["a", "b", "c"])
+(1, [(0, 'a'), (1, 'b'), (2, 'c')])
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence, TypeVar
+
+import numpy as np
+
+from fac_metric.activations import SparseActivations
+
+_T = TypeVar("_T")
+
+ENCODE_BLOCK = 64
+"""Texts per encoding unit. Each block is one ``FeatureSpace.encode`` call, so its batches (and
+their floating-point sums) are the same for 1 or N processes."""
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process' place among ``world`` processes (``rank`` 0 is the main one)."""
+
+    rank: int = 0
+    world: int = 1
+
+    @classmethod
+    def current(cls) -> "Ranks":
+        """The processes of the running ``accelerate launch`` (or ``torchrun``), else a single one."""
+        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+            return cls()
+        from accelerate import PartialState
+
+        state = PartialState()
+        return cls(state.process_index, state.num_processes)
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def share(self, units: Sequence[_T]) -> list[tuple[int, _T]]:
+        """``(position, unit)`` of the units this process takes: every ``world``-th, from ``rank``."""
+        return [(k, u) for k, u in enumerate(units) if k % self.world == self.rank]
+
+    def gather(self, mine: list[tuple[int, Any]]) -> list[Any]:
+        """Every process' ``(position, result)`` pairs, merged and put back in position order."""
+        if self.world == 1:
+            pairs = mine
+        else:
+            from accelerate.utils import gather_object
+
+            pairs = gather_object(mine)
+        return [result for _, result in sorted(pairs, key=lambda p: p[0])]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            from accelerate import PartialState
+
+            PartialState().wait_for_everyone()
+
+
+def encode_spread(space, items: Sequence, ranks: Ranks, *, cache: str | os.PathLike | None = None,
+                  batch_size: int = 32, show_progress: bool = True, desc: str = "Encoding",
+                  block: int = ENCODE_BLOCK) -> SparseActivations:
+    """Sparse activations of ``items`` (all of them, in order, on every process).
+
+    Blocks of ``block`` texts go round-robin to the processes. With ``cache`` (a folder), each
+    encoded block is saved there as it finishes and loaded instead of encoded on a later run, so
+    a killed run keeps the encoding it paid for.
+    """
+    from safetensors.numpy import load_file, save_file
+    from tqdm.auto import tqdm
+
+    blocks = [range(start, min(start + block, len(items))) for start in range(0, len(items), block)]
+    folder = Path(cache) if cache is not None else None
+    mine = ranks.share(blocks)
+    bar = tqdm(total=sum(len(b) for _, b in mine), desc=desc, unit="text", disable=not show_progress)
+    done: list[tuple[int, dict[str, np.ndarray]]] = []
+    for k, rows in mine:
+        path = folder / f"block-{k:06d}-{block}.safetensors" if folder is not None else None
+        if path is not None and path.is_file():
+            arrays = load_file(str(path))
+        else:
+            acts = space.encode([items[i] for i in rows], batch_size=batch_size, show_progress=False)
+            arrays = acts.to_arrays()
+            if path is not None:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+                save_file(arrays, str(tmp))
+                os.replace(tmp, path)  # a kill leaves a stray .tmp, never a torn block
+        done.append((k, arrays))
+        bar.update(len(rows))
+    bar.close()
+    parts = [SparseActivations.from_arrays(a) for a in ranks.gather(done)]
+    if not parts:
+        return SparseActivations.from_rows([], [], space.d_sae)
+    return SparseActivations.concat(parts)
+
+
+def encode_one_by_one(space, items: Sequence) -> SparseActivations:
+    """Activations of each item encoded alone: a text's values then never depend on what else is encoded."""
+    return SparseActivations.concat([space.encode([item], batch_size=1, show_progress=False) for item in items])
+
+
+__all__ = ["Ranks", "encode_spread", "encode_one_by_one", "ENCODE_BLOCK"]

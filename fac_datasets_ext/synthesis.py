@@ -1,0 +1,451 @@
+"""FAC Synthesis: the paper's two-step contrastive loop, with verification, dedup and a journal.
+
+Owns, per missing feature (a ``Target``): step 1, prompt the generator with the feature's
+explanation and top spans and draw 2 candidates, encode both, the stronger is the good example
+and the weaker the bad one (if neither fires above δ, the feature's top anchor span is the good
+example, as in the paper); step 2, prompt with the explanation and both examples, with their
+spans and scores, and draw ``samples_per_feature`` samples; verify, keeping a sample only if
+its target feature fires above δ; dedup, dropping a sample that repeats the data or an earlier
+new sample (same normalised text, or nearly the same active features); then the generator
+writes the fields a new row needs (a response, a chosen/rejected pair).
+
+Work goes in *rounds* of ``features_per_round`` features, in the order of the missing list; a
+round's features are spread over the processes (``Ranks``), their attempts gathered, and the
+accept/dedup decisions made in feature order on every process, so 1 or N processes give the
+same rows. Every generator answer is in the ``Journal`` before it is used: a killed run,
+restarted, asks the generator only for what it had not answered. Every random draw is seeded by
+(seed, feature, step), never by batch or process. Must not: read datasets or compute FAC
+(``augment.py`` does).
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+import zlib
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from fac_metric.errors import FacInputError
+from fac_metric.explain import render_spans
+from fac_metric.spans import Span, TopSpans
+
+from .distributed import Ranks
+from .journal import Journal
+from .prompts import PromptSet
+from .shapes import DataShape
+
+STEP1_CANDIDATES = 2
+"""Candidates drawn in step 1 to form the contrastive pair (the paper draws 2)."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """How synthesis samples and filters (the run directory is keyed by all of these)."""
+
+    samples_per_feature: int = 2
+    """Step-2 samples per feature (the paper: 1-2; more adds little)."""
+    temperature: float = 0.8
+    top_p: float = 0.9
+    max_new_tokens: int = 96
+    """Tokens per synthesised sample."""
+    response_tokens: int = 160
+    """Tokens per generated response field (output, reply, chosen, rejected)."""
+    features_per_round: int = 8
+    """Features handled between two gathers; fixed, so rounds are the same for any process count."""
+    near_duplicate: float = 0.85
+    """Jaccard similarity of active-feature sets at or above which a sample is a near-duplicate."""
+    contrastive: bool = True
+    """False: one step with ``samples_per_feature + 2`` draws and no examples (the benchmark's baseline)."""
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.samples_per_feature <= 16:
+            raise FacInputError(f"samples_per_feature={self.samples_per_feature} must be between 1 and 16")
+        if self.features_per_round < 1 or self.max_new_tokens < 1 or self.response_tokens < 1:
+            raise FacInputError("features_per_round, max_new_tokens and response_tokens must be at least 1")
+        if not 0 < self.near_duplicate <= 1:
+            raise FacInputError(f"near_duplicate={self.near_duplicate} must be in (0, 1]")
+
+    @property
+    def draws(self) -> int:
+        """Generator calls per feature before responses (the same for both arms of the benchmark)."""
+        return STEP1_CANDIDATES + self.samples_per_feature
+
+
+@dataclass(frozen=True)
+class Target:
+    """A missing feature and what the prompts say about it."""
+
+    feature: int
+    explanation: str
+    spans: tuple[Span, ...]
+    """Where it fires: the anchor's top spans first, then the feature space's corpus spans."""
+    scale: float
+    """The latent's activation scale: scores shown to the generator are activation / scale."""
+    threshold: float
+    """Absolute activation a sample must exceed (δ x scale)."""
+
+
+@dataclass
+class Attempt:
+    """One generated sample and what became of it (the journal and ``attempts.jsonl`` hold these)."""
+
+    feature: int
+    step: str
+    index: int
+    text: str | None
+    activation: float = 0.0
+    passed: bool = False
+    """Its target feature fired above δ."""
+    accepted: bool = False
+    reason: str | None = None
+    """Why it was not accepted: empty, generator failed, below threshold, duplicate of the data, ..."""
+    active: list[int] = field(default_factory=list, repr=False)
+    """Latents active above δ on it (for the feature-space dedup; not written to attempts.jsonl)."""
+    span: str = ""
+    peak: str = ""
+
+    def record(self) -> dict:
+        out = asdict(self)
+        out.pop("active")
+        return out
+
+
+@dataclass
+class NewRow:
+    """An accepted sample with the fields the generator wrote for it."""
+
+    feature: int
+    index: int
+    """Which step-2 draw of the feature it is (its identity in the journal)."""
+    text: str
+    activation: float
+    generated: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class SynthesisResult:
+    rows: list[NewRow]
+    attempts: list[Attempt]
+    calls: int
+    """Generator completions the result used (answered now or read back from the journal)."""
+    calls_now: int
+    """Completions this run asked the generator for (all processes): ``calls`` minus journal hits."""
+    features_tried: list[int]
+    stopped_by: str
+    """``budget``, ``max_calls`` or ``exhausted`` (every missing feature was tried)."""
+
+
+def draw_seed(seed: int, feature: int, what: str) -> int:
+    """The seed of one feature's draws at one step: independent of batches, rounds and processes."""
+    return zlib.crc32(f"{seed}|{feature}|{what}".encode()) & 0x7FFFFFFF
+
+
+_PREAMBLE = re.compile(r"^(sure|certainly|okay|ok|here('s| is| are))\b[^\n]*:\s*$", re.IGNORECASE)
+
+
+def clean_sample(text: str | None, max_chars: int = 2000) -> str:
+    """The sample a model wrote, without a "Here is ...:" preamble, wrapping quotes or outer blanks."""
+    if not text:
+        return ""
+    lines = text.strip().splitlines()
+    if len(lines) > 1 and _PREAMBLE.match(lines[0].strip()):
+        lines = lines[1:]
+    out = "\n".join(lines).strip()
+    if len(out) >= 2 and out[0] == out[-1] and out[0] in "\"'`":
+        out = out[1:-1].strip()
+    return out[:max_chars]
+
+
+def normalise(text: str) -> str:
+    """Text for exact-duplicate checks: case-folded, letters and digits only, single spaces."""
+    folded = unicodedata.normalize("NFKC", text).casefold()
+    return " ".join(re.sub(r"[^\w]+", " ", folded).split())
+
+
+class DedupIndex:
+    """The texts and active-feature sets seen so far (the data, then accepted samples)."""
+
+    def __init__(self, texts: Sequence[str], active: Sequence[np.ndarray], d_sae: int, similarity: float):
+        from scipy import sparse
+
+        self.similarity = similarity
+        self.d_sae = d_sae
+        self.seen = {normalise(t) for t in texts if isinstance(t, str)}
+        sizes = np.array([len(a) for a in active], np.int64)
+        indptr = np.concatenate([[0], np.cumsum(sizes)])
+        indices = np.concatenate(list(active)) if len(active) else np.zeros(0, np.int64)
+        self.matrix = sparse.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(active), d_sae))
+        self.sizes = sizes
+        self.new: list[tuple[str, np.ndarray]] = []
+
+    def check(self, text: str, active: Sequence[int]) -> str | None:
+        """Why ``text`` repeats what is already there, or None if it is new."""
+        norm = normalise(text)
+        if norm in self.seen:
+            return "duplicate of the data"
+        if any(norm == t for t, _ in self.new):
+            return "duplicate of a new sample"
+        ids = np.asarray(active, np.int64)
+        if not len(ids):
+            return None
+        vec = np.zeros(self.d_sae, np.float32)
+        vec[ids] = 1.0
+        if self.matrix.shape[0]:
+            inter = self.matrix @ vec
+            jaccard = inter / np.maximum(self.sizes + len(ids) - inter, 1)
+            if jaccard.max() >= self.similarity:
+                return "near-duplicate of the data"
+        for _, other in self.new:
+            inter = len(np.intersect1d(other, ids))
+            if inter / max(len(other) + len(ids) - inter, 1) >= self.similarity:
+                return "near-duplicate of a new sample"
+        return None
+
+    def add(self, text: str, active: Sequence[int]) -> None:
+        self.new.append((normalise(text), np.asarray(active, np.int64)))
+
+
+class Synthesizer:
+    """Runs the loop over targets (see the module docstring). One per run; not thread-safe."""
+
+    def __init__(self, space, generator, shape: DataShape, prompts: PromptSet, journal: Journal, *,
+                 settings: Settings, seed: int, delta: float, dedup: DedupIndex, ranks: Ranks = Ranks(),
+                 show_progress: bool = True):
+        self.space, self.generator, self.shape, self.prompts = space, generator, shape, prompts
+        self.journal, self.settings, self.seed, self.delta = journal, settings, seed, delta
+        self.dedup, self.ranks, self.show_progress = dedup, ranks, show_progress
+        self.thresholds = space.absolute_thresholds(delta)
+        self.calls_now = 0
+        # Completions per generate() call: one local batch or one wave of HTTP requests, so a kill
+        # loses at most that much unjournaled work.
+        self.wave = int(getattr(generator, "batch_size", 0) or getattr(generator, "concurrency", 0) or 8)
+
+    # ------------------------------------------------------------------ the loop
+    def run(self, features: Sequence[int], make_target: Callable[[int], Target], *, budget: int | None = None,
+            max_calls: int | None = None) -> SynthesisResult:
+        """Synthesise for ``features`` in order until ``budget`` rows are accepted, the next round
+        could exceed ``max_calls`` generator calls, or every feature was tried. ``make_target``
+        describes a feature; it is called only for the features this process takes."""
+        from tqdm.auto import tqdm
+
+        rows: list[NewRow] = []
+        attempts: list[Attempt] = []
+        calls = 0
+        tried: list[int] = []
+        per_feature = self.settings.draws + self.settings.samples_per_feature * len(self.shape.responses)
+        stopped_by = "exhausted"
+        bar = tqdm(total=budget or len(features), desc="Synthesising", unit="row" if budget else "feature",
+                   disable=not (self.show_progress and self.ranks.main))
+        pos = 0
+        while pos < len(features):
+            if budget is not None and len(rows) >= budget:
+                stopped_by = "budget"
+                break
+            take = self.settings.features_per_round
+            if max_calls is not None:
+                # Reserve each feature's worst case (every sample accepted, every response written).
+                take = min(take, (max_calls - calls) // per_feature)
+                if take <= 0:
+                    stopped_by = "max_calls"
+                    break
+            round_features = list(features[pos : pos + take])
+            pos += len(round_features)
+            mine = self.ranks.share(round_features)
+            done = self._features([make_target(f) for _, f in mine])
+            gathered: list[list[Attempt]] = self.ranks.gather([(k, done[f]) for k, f in mine])
+            new_rows = []
+            for feature, feature_attempts in zip(round_features, gathered):
+                tried.append(feature)
+                calls += len(feature_attempts)  # one attempt per completion drawn
+                attempts.extend(feature_attempts)
+                new_rows.extend(self._accept(feature, feature_attempts))
+            if budget is not None:
+                new_rows = new_rows[: budget - len(rows)]
+            completed, response_calls = self._complete(new_rows)
+            calls += response_calls
+            rows.extend(completed)
+            bar.update(len(completed) if budget else len(round_features))
+        bar.close()
+        if stopped_by == "exhausted" and budget is not None and len(rows) >= budget:
+            stopped_by = "budget"
+        calls_now = sum(self.ranks.gather([(self.ranks.rank, self.calls_now)]))
+        return SynthesisResult(rows, attempts, calls, calls_now, tried, stopped_by)
+
+    def _accept(self, feature: int, attempts: list[Attempt]) -> list[NewRow]:
+        """Dedup the samples that passed, in order; the same decisions on every process."""
+        out = []
+        final_step = "step2" if self.settings.contrastive else "one_step"
+        for a in attempts:
+            if a.step != final_step or not a.passed:
+                continue
+            reason = self.dedup.check(a.text, a.active)
+            if reason is not None:
+                a.reason = reason
+                continue
+            a.accepted = True
+            self.dedup.add(a.text, a.active)
+            out.append(NewRow(feature, a.index, a.text, a.activation))
+        return out
+
+    # ------------------------------------------------------------------ one process' share of a round
+    def _features(self, targets: list[Target]) -> dict[int, list[Attempt]]:
+        """Steps 1 and 2 (or the one step) for this process' targets; attempts per feature."""
+        s = self.settings
+        out: dict[int, list[Attempt]] = {t.feature: [] for t in targets}
+        if not s.contrastive:
+            prompts = {t.feature: self.prompts.fill("one_step", **self._describe(t)) for t in targets}
+            drawn = self._draw("one_step", prompts, s.draws, s.max_new_tokens)
+            for t in targets:
+                out[t.feature] += self._verify(t, "one_step", drawn[t.feature])
+            return out
+        prompts = {t.feature: self.prompts.fill("step1", **self._describe(t)) for t in targets}
+        drawn = self._draw("step1", prompts, STEP1_CANDIDATES, s.max_new_tokens)
+        step2 = {}
+        for t in targets:
+            candidates = self._verify(t, "step1", drawn[t.feature])
+            out[t.feature] += candidates
+            step2[t.feature] = self.prompts.fill("step2", **self._describe(t), **self._contrast(t, candidates))
+        drawn = self._draw("step2", step2, s.samples_per_feature, s.max_new_tokens)
+        for t in targets:
+            out[t.feature] += self._verify(t, "step2", drawn[t.feature])
+        return out
+
+    def _describe(self, t: Target) -> dict[str, str]:
+        return {"explanation": t.explanation, "spans": render_spans(t.spans, max_spans=5)}
+
+    def _contrast(self, t: Target, candidates: list[Attempt]) -> dict[str, str]:
+        """The good and bad examples of step 2: stronger and weaker candidate (paper's fallback:
+        the top anchor span is the good example when no candidate fires above δ)."""
+        ranked = sorted(candidates, key=lambda a: (-a.activation, a.index))
+        good, bad = ranked[0], ranked[-1]
+        good_text, good_act, good_span, good_peak = good.text or "", good.activation, good.span, good.peak
+        if not good.passed and t.spans:
+            top = t.spans[0]
+            good_text, good_act, good_span, good_peak = top.span, top.activation, top.span, top.peak_token
+        return {
+            "good": good_text.replace("\n", " "), "good_score": f"{good_act / t.scale:.1f}",
+            "good_span": _mark(good_span, good_peak), "good_peak": good_peak.strip(),
+            "bad": (bad.text or "").replace("\n", " "), "bad_score": f"{bad.activation / t.scale:.1f}",
+            "threshold": f"{self.delta:g}",
+        }
+
+    def _draw(self, step: str, prompts: dict[int, str], n: int, max_new_tokens: int) -> dict[int, list[str | None]]:
+        """``n`` completions per feature's prompt, from the journal where answered, else the generator.
+
+        Asked ``wave`` completions at a time; each answer is journaled before the next call.
+        """
+        out: dict[int, list[str | None]] = {}
+        todo = []
+        for feature, prompt in prompts.items():
+            key = f"gen|{step}|{feature}"
+            known = self.journal.get(key)
+            if known is not None and len(known) == n:
+                out[feature] = known
+            else:
+                todo.append((feature, prompt))
+        per_call = max(1, self.wave // n)
+        s = self.settings
+        for start in range(0, len(todo), per_call):
+            part = todo[start : start + per_call]
+            answers = self.generator.generate(
+                [p for _, p in part], n=n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=max_new_tokens,
+                seed=[draw_seed(self.seed, f, step) for f, _ in part], errors="none",
+            )
+            self.calls_now += n * len(part)
+            for (feature, _), texts in zip(part, answers):
+                out[feature] = texts
+                if all(t is not None for t in texts):  # a failed request is asked again on resume
+                    self.journal.put(f"gen|{step}|{feature}", texts)
+        return out
+
+    def _verify(self, t: Target, step: str, texts: list[str | None]) -> list[Attempt]:
+        """Encode each sample alone and check its target feature; journal each attempt."""
+        out = []
+        for j, raw in enumerate(texts):
+            key = f"attempt|{step}|{t.feature}|{j}"
+            known = self.journal.get(key)
+            if known is not None:
+                out.append(Attempt(**known))
+                continue
+            text = clean_sample(raw)
+            attempt = Attempt(t.feature, step, j, text if raw is not None else None)
+            if raw is None:
+                attempt.reason = "generator failed"
+            elif not text:
+                attempt.reason = "empty"
+            else:
+                attempt.activation, attempt.active, attempt.span, attempt.peak = self._measure(text, t.feature)
+                attempt.passed = attempt.activation > t.threshold
+                attempt.reason = None if attempt.passed else "below threshold"
+            self.journal.put(key, asdict(attempt))
+            out.append(attempt)
+        return out
+
+    def _measure(self, text: str, feature: int) -> tuple[float, list[int], str, str]:
+        """Target activation, active latents, and the span where the target peaks, of one sample."""
+        chunk = next(iter(self.space.iter_peaks([text], batch_size=1, show_progress=False)))
+        ids, vals = chunk.acts.row(0)
+        active = ids[vals > self.thresholds[ids]].tolist()
+        activation = chunk.acts.activation(0, feature)
+        if activation <= 0:
+            return 0.0, active, "", ""
+        heaps = TopSpans(self.space.d_sae, 1, self.space.reader.tokenizer, 1)
+        heaps.update(chunk)
+        top = heaps.top(feature)[0]
+        return float(activation), active, top.span, top.peak_token
+
+    # ------------------------------------------------------------------ completing rows
+    def _complete(self, rows: list[NewRow]) -> tuple[list[NewRow], int]:
+        """The generated fields of each accepted row (spread over processes); rows whose fields
+        come back empty are dropped. Returns the complete rows and the calls they cost."""
+        fields = list(self.prompts.responses)
+        if not fields or not rows:
+            return rows, 0
+        mine = self.ranks.share(rows)
+        answers = {}
+        for name in fields:
+            prompts = {k: self.prompts.fill(name, sample=row.text) for k, row in mine}
+            answers[name] = self._respond(name, prompts, rows)
+        done = [(k, {name: answers[name][k] for name in fields}) for k, _ in mine]
+        complete = []
+        for row, generated in zip(rows, self.ranks.gather(done)):
+            if all(generated.values()):
+                row.generated = generated
+                complete.append(row)
+        return complete, len(rows) * len(fields)
+
+    def _respond(self, name: str, prompts: dict[int, str], rows: list[NewRow]) -> dict[int, str]:
+        keys = {k: f"gen|{name}|{rows[k].feature}|{rows[k].index}" for k in prompts}
+        out: dict[int, str] = {}
+        todo = [k for k in prompts if self.journal.get(keys[k]) is None]
+        for k in prompts:
+            if k not in todo:
+                out[k] = self.journal.get(keys[k])
+        s = self.settings
+        for start in range(0, len(todo), self.wave):
+            part = todo[start : start + self.wave]
+            answers = self.generator.generate(
+                [prompts[k] for k in part], temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.response_tokens,
+                seed=[draw_seed(self.seed, rows[k].feature, f"{name}|{rows[k].index}") for k in part], errors="none",
+            )
+            self.calls_now += len(part)
+            for k, (text,) in zip(part, answers):
+                out[k] = clean_sample(text, max_chars=8000) if text is not None else ""
+                if text is not None:
+                    self.journal.put(keys[k], out[k])
+        return out
+
+
+def _mark(span: str, peak: str) -> str:
+    """A span with its peak token marked, as in the step-1 fragments."""
+    if not span:
+        return "(nowhere)"
+    cut = len(span) - len(peak)
+    return (span[:cut] + f"[[{span[cut:]}]]").replace("\n", " ")
+
+
+__all__ = ["Settings", "Target", "Attempt", "NewRow", "SynthesisResult", "Synthesizer", "DedupIndex", "clean_sample",
+           "normalise", "draw_seed", "STEP1_CANDIDATES"]
