@@ -84,11 +84,14 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
 
     from fac_metric.generators import get_generator
 
-    gen = get_generator(generator)  # a bad generator fails here, before any encoding
-    space = get_feature_space(feature_space)
+    ranks = Ranks.current()
+    on_device = {"device": ranks.device} if ranks.device else {}  # each process on its own GPU
+    # A bad generator fails here, before any encoding.
+    local = isinstance(generator, str) and not generator.startswith(("http://", "https://"))
+    gen = get_generator(generator, **(on_device if local else {}))
+    space = get_feature_space(feature_space, **on_device)
     delta = space.threshold if threshold is None else float(threshold)
     thresholds = space.absolute_thresholds(delta)
-    ranks = Ranks.current()
     key = _run_key(data_items, anchor_items, space.fingerprint, delta, relevance, gen.name, seed, asdict(settings),
                    prompts.fingerprint(), data_shape)
     run_dir = Path(cache_dir) if cache_dir is not None else fac_cache_dir() / "augment"
@@ -98,11 +101,12 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     ranks.barrier()
     batch_size = int(map_kwargs.get("batch_size") or 32)
     desc = map_kwargs.get("desc") or "Encoding"
+    work: dict[str, Any] = {"rank": ranks.rank, "world": ranks.world, "data": {}, "anchor": {}}
     data_acts = encode_spread(space, data_items, ranks, cache=run_dir / "encoded" / "data", batch_size=batch_size,
-                              show_progress=show_progress and ranks.main, desc=f"{desc} data")
+                              show_progress=show_progress and ranks.main, desc=f"{desc} data", work=work["data"])
     anchor_acts = encode_spread(space, anchor_items, ranks, cache=run_dir / "encoded" / "anchor",
                                 batch_size=batch_size, show_progress=show_progress and ranks.main,
-                                desc=f"{desc} anchor")
+                                desc=f"{desc} anchor", work=work["anchor"])
     data_prof = FeatureProfile.from_activations(data_acts, thresholds, delta, space.fingerprint)
     anchor_prof = FeatureProfile.from_activations(anchor_acts, thresholds, delta, space.fingerprint)
     if isinstance(relevance, str):
@@ -125,6 +129,9 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     synth = Synthesizer(space, gen, data_shape, prompts, Journal(run_dir / "journal", ranks.rank), settings=settings,
                         seed=seed, delta=delta, dedup=dedup, ranks=ranks, show_progress=show_progress)
     result = synth.run(missing, make_target, budget=budget, max_calls=max_calls)
+    # Who did what: each process' encoded blocks, features and generator calls (for logs and tests).
+    work.update(features=synth.features_done, calls=synth.calls_now)
+    _write_json(run_dir / "work" / f"rank-{ranks.rank}.json", work)
 
     after_prof = data_prof.merge(FeatureProfile.from_activations(
         encode_one_by_one(space, [r.text for r in result.rows]), thresholds, delta, space.fingerprint)) \
@@ -136,6 +143,8 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
                      consts, len(ds), run_dir)
     if ranks.main:
         _write_json(run_dir / "report.json", report)
+        data_prof.save(run_dir / "profiles" / "data")
+        anchor_prof.save(run_dir / "profiles" / "anchor")
         with open(run_dir / "attempts.jsonl", "w", encoding="utf-8") as fh:
             for a in result.attempts:
                 fh.write(json.dumps(a.record(), ensure_ascii=False) + "\n")
@@ -321,6 +330,7 @@ def _count_reasons(attempts) -> dict[str, int]:
 
 
 def _write_json(path: Path, value: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(value, indent=2, ensure_ascii=False, default=str) + "\n", encoding="utf-8")
     os.replace(tmp, path)

@@ -1,4 +1,4 @@
-"""The ``fac`` command: ``fac score``, ``fac explain``, ``fac spans``, ``fac train-sae``.
+"""The ``fac`` command: ``fac score``, ``fac explain``, ``fac augment``, ``fac spans``, ``fac train-sae``.
 
 Owns: argument parsing, reading files through ``datasets``, the one-line summary on stdout and
 turning fac's own errors into a one-line message with exit code 2 (never a traceback). Must
@@ -8,6 +8,8 @@ not: hold measurement logic; it calls ``fac_metric``.
     fac score train.jsonl --anchor task.jsonl --relevance judge --guideline instruction_following \
         --generator http://127.0.0.1:8000/v1
     fac explain train.jsonl --anchor task.jsonl --generator local -n 10
+    fac augment train.jsonl --anchor task.jsonl --budget 200 -o augmented.jsonl
+    accelerate launch --num_processes 2 -m fac_datasets_ext.cli augment train.jsonl --anchor task.jsonl -o out.jsonl
     fac train-sae --out my_space --layer 15
 """
 
@@ -222,6 +224,89 @@ def cmd_train_sae(args) -> int:
     return 0
 
 
+def _add_augment(sub) -> None:
+    p = sub.add_parser("augment", help="add verified synthetic rows covering the features the data misses (FAC Synthesis)")
+    p.add_argument("data", help="jsonl/json/csv/parquet/txt file, or a folder saved with Dataset.save_to_disk")
+    p.add_argument("--anchor", required=True, help="the task's representative data (same formats)")
+    p.add_argument("-o", "--out", required=True,
+                   help="output: .jsonl/.json/.csv/.parquet file, or a folder (Dataset.save_to_disk)")
+    p.add_argument("--budget", type=int, help="accepted new rows wanted (default: one pass over the missing features)")
+    p.add_argument("--max-calls", type=int, help="cap on generator calls (never exceeded)")
+    p.add_argument("--samples-per-feature", type=int, default=2, help="step-2 samples per missing feature")
+    p.add_argument("--max-features", type=int, help="try at most the N first missing features")
+    p.add_argument("--column", help="column to encode and synthesise (default: chosen by the data's shape)")
+    p.add_argument("--anchor-column", help="column of the anchor's texts (default: chosen by its shape)")
+    p.add_argument("--shape", choices=["text", "messages", "preference", "instruction"], help="override the detected shape")
+    p.add_argument("--constant", action="append", default=[], metavar="COLUMN=JSON",
+                   help="value of a column new rows do not generate, e.g. --constant label=1 (repeatable)")
+    p.add_argument("--templates", help="folder of prompt templates replacing the shipped ones (step1.txt, step2.txt, ...)")
+    p.add_argument("--generator", default="local", help="'local' (the embedded SmolLM2), a model folder, or an "
+                                                        "OpenAI-compatible URL such as http://127.0.0.1:8000/v1")
+    p.add_argument("--generator-model", help="model id at an HTTP --generator (default: the only one it serves)")
+    p.add_argument("--relevance", choices=["contrast", "all", "judge"], default="contrast")
+    p.add_argument("--feature-space", help="feature-space folder or Hub repo id (default: the embedded one)")
+    p.add_argument("--threshold", type=float, help="δ relative to each latent's scale (default: the space's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--max-new-tokens", type=int, default=96, help="tokens per synthesised sample")
+    p.add_argument("--cache-dir", help="where run folders (journal, encodings, report.json) live "
+                                       "(default: ~/.cache/fac/augment)")
+    p.add_argument("--fresh", action="store_true", help="discard this run's journal and start again")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def cmd_augment(args) -> int:
+    from fac_metric.errors import FacInputError
+    from fac_metric.generators import get_generator
+
+    from .augment import augment
+    from .distributed import Ranks
+    from .io import load_rows
+
+    constants = {}
+    for item in args.constant:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise FacInputError(f"--constant {item!r} is not COLUMN=VALUE")
+        try:
+            constants[name] = json.loads(value)
+        except ValueError:
+            constants[name] = value  # a bare word is a string
+    data, anchor = load_rows(args.data), load_rows(args.anchor)
+    out = augment(data, anchor, args.budget, args.max_calls, args.samples_per_feature, args.column,
+                  get_generator(args.generator, model=args.generator_model), args.relevance, args.threshold, args.seed,
+                  args.cache_dir, feature_space=args.feature_space, shape=args.shape, anchor_column=args.anchor_column,
+                  constants=constants, templates=args.templates, max_features=args.max_features,
+                  max_new_tokens=args.max_new_tokens, show_progress=not args.quiet,
+                  load_from_cache_file=not args.fresh)
+    if not Ranks.current().main:
+        return 0
+    _write_rows(out.dataset, Path(args.out))
+    r, syn = out.report, out.report["synthesis"]
+    print(f"FAC {_num(r['fac_before'])} -> {_num(r['fac_after'])}: {r['new_rows']} new rows, "
+          f"{len(r['newly_covered'])} features newly covered, {len(r['still_missing'])} still missing; "
+          f"{syn['calls']} generator calls, acceptance {syn['acceptance_rate']:.2f} ({syn['stopped_by']})")
+    print(f"wrote {args.out}; report: {out.run_dir / 'report.json'}")
+    return 0
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _write_rows(ds, path: Path) -> None:
+    """``ds`` to ``path`` by its suffix (jsonl/json: JSON lines; csv; parquet), else a saved-dataset folder."""
+    suffix = path.suffix.lower()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if suffix in (".jsonl", ".json"):
+        ds.to_json(str(path), lines=True, force_ascii=False)
+    elif suffix == ".csv":
+        ds.to_csv(str(path), index=False)
+    elif suffix == ".parquet":
+        ds.to_parquet(str(path))
+    else:
+        ds.save_to_disk(str(path))
+
+
 def _read_rows(paths: list[str], column: str | None) -> list[dict]:
     """Corpus rows from files: ``{"messages"}`` for chats, ``{"text"}`` for strings."""
     from .io import load_rows, pick_column
@@ -241,6 +326,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_spans(sub)
     _add_explain(sub)
+    _add_augment(sub)
     return parser
 
 
@@ -250,7 +336,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"score": cmd_score, "train-sae": cmd_train_sae, "spans": cmd_spans, "explain": cmd_explain}[args.command](args)
+        return {"score": cmd_score, "train-sae": cmd_train_sae, "spans": cmd_spans, "explain": cmd_explain,
+                "augment": cmd_augment}[args.command](args)
     except FacError as err:
         print(f"fac {args.command}: error: {err}", file=sys.stderr)
         return 2

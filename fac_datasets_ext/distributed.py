@@ -39,16 +39,25 @@ class Ranks:
 
     rank: int = 0
     world: int = 1
+    device: str | None = None
+    """This process' accelerator (``cuda:<local rank>``) when several share a machine, else None."""
 
     @classmethod
     def current(cls) -> "Ranks":
-        """The processes of the running ``accelerate launch`` (or ``torchrun``), else a single one."""
+        """The processes of the running ``accelerate launch`` (or ``torchrun``), else a single one.
+
+        Without CUDA the processes talk over gloo on CPU: ``accelerate launch --multi_gpu
+        --num_processes N`` (or ``torchrun --nproc_per_node N``) starts them; accelerate 1.15's
+        ``--cpu --num_processes N`` starts only one unless an MPI hostfile is given.
+        """
         if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
             return cls()
+        import torch
         from accelerate import PartialState
 
-        state = PartialState()
-        return cls(state.process_index, state.num_processes)
+        cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
+        state = PartialState(cpu=cpu)
+        return cls(state.process_index, state.num_processes, None if cpu else str(state.device))
 
     @property
     def main(self) -> bool:
@@ -77,12 +86,13 @@ class Ranks:
 
 def encode_spread(space, items: Sequence, ranks: Ranks, *, cache: str | os.PathLike | None = None,
                   batch_size: int = 32, show_progress: bool = True, desc: str = "Encoding",
-                  block: int = ENCODE_BLOCK) -> SparseActivations:
+                  block: int = ENCODE_BLOCK, work: dict | None = None) -> SparseActivations:
     """Sparse activations of ``items`` (all of them, in order, on every process).
 
     Blocks of ``block`` texts go round-robin to the processes. With ``cache`` (a folder), each
     encoded block is saved there as it finishes and loaded instead of encoded on a later run, so
-    a killed run keeps the encoding it paid for.
+    a killed run keeps the encoding it paid for. ``work`` (a dict), if given, gets this
+    process' share: ``{"encoded": [block ids], "loaded": [block ids read from cache]}``.
     """
     from safetensors.numpy import load_file, save_file
     from tqdm.auto import tqdm
@@ -96,7 +106,11 @@ def encode_spread(space, items: Sequence, ranks: Ranks, *, cache: str | os.PathL
         path = folder / f"block-{k:06d}-{block}.safetensors" if folder is not None else None
         if path is not None and path.is_file():
             arrays = load_file(str(path))
+            if work is not None:
+                work.setdefault("loaded", []).append(k)
         else:
+            if work is not None:
+                work.setdefault("encoded", []).append(k)
             acts = space.encode([items[i] for i in rows], batch_size=batch_size, show_progress=False)
             arrays = acts.to_arrays()
             if path is not None:

@@ -219,6 +219,9 @@ class Synthesizer:
         self.dedup, self.ranks, self.show_progress = dedup, ranks, show_progress
         self.thresholds = space.absolute_thresholds(delta)
         self.calls_now = 0
+        """Completions this process asked the generator for."""
+        self.features_done: list[int] = []
+        """Features this process ran steps 1-2 for."""
         # Completions per generate() call: one local batch or one wave of HTTP requests, so a kill
         # loses at most that much unjournaled work.
         self.wave = int(getattr(generator, "batch_size", 0) or getattr(generator, "concurrency", 0) or 8)
@@ -295,6 +298,7 @@ class Synthesizer:
         """Steps 1 and 2 (or the one step) for this process' targets; attempts per feature."""
         s = self.settings
         out: dict[int, list[Attempt]] = {t.feature: [] for t in targets}
+        self.features_done += [t.feature for t in targets]
         if not s.contrastive:
             prompts = {t.feature: self.prompts.fill("one_step", **self._describe(t)) for t in targets}
             drawn = self._draw("one_step", prompts, s.draws, s.max_new_tokens)
