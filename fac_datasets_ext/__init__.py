@@ -10,7 +10,8 @@ True
 """
 
 from .augment import PROVENANCE_COLUMNS, AugmentResult, augment, augment_with_fac, register
+from .encoder import FeatureEncoder
 
 register()
 
-__all__ = ["augment", "augment_with_fac", "AugmentResult", "PROVENANCE_COLUMNS", "register"]
+__all__ = ["FeatureEncoder", "augment", "augment_with_fac", "AugmentResult", "PROVENANCE_COLUMNS", "register"]

@@ -79,6 +79,7 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     prompts = PromptSet.load(data_shape.name, templates)
     data_items = [data_shape.encoded(row) for row in ds]
     anchor_items, anchor_rows = _anchor_items(anchor, anchor_column)
+    consts = _constants(ds, anchor_rows, data_shape, constants)
     if relevance not in RELEVANCE_MODES and isinstance(relevance, str):
         raise FacInputError(f"relevance={relevance!r} is not one of {RELEVANCE_MODES}, or a list of feature ids")
 
@@ -137,7 +138,6 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
         encode_one_by_one(space, [r.text for r in result.rows]), thresholds, delta, space.fingerprint)) \
         if result.rows else data_prof
     after = fac(after_prof, anchor_prof, relevant=relevant, relevance=mode)
-    consts = _constants(ds, anchor_rows, data_shape, constants)
     out = _assemble(ds, data_shape, result.rows, consts, gen.name, keep_in_memory=map_kwargs.get("keep_in_memory"))
     report = _report(before, after, result, gen.name, data_shape, settings, seed, delta, budget, max_calls, missing,
                      consts, len(ds), run_dir)

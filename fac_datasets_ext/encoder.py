@@ -212,7 +212,7 @@ def _is_single(cells: Any) -> bool:
 def _cap_threads_in_forked_worker() -> None:
     """In a forked child, run torch on one thread: its thread pool did not survive the fork."""
     global _threads_capped
-    if False:
+    if not _threads_capped and os.getpid() != _HOME_PID:
         import torch
 
         torch.set_num_threads(1)

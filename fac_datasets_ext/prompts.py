@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import string
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -36,6 +37,11 @@ from fac_metric.errors import FacInputError
 TEMPLATES = Path(__file__).parent / "templates"
 STEPS = ("step1", "step2", "one_step")
 _STEP_FOLDER = {"text": "text", "messages": "request", "instruction": "request", "preference": "request"}
+_DESCRIBE = ("explanation", "spans")
+_PLACEHOLDERS = {
+    "step1": _DESCRIBE, "one_step": _DESCRIBE,
+    "step2": _DESCRIBE + ("good", "good_score", "good_span", "good_peak", "bad", "bad_score", "threshold"),
+}
 _RESPONSES = {
     "text": {},
     "messages": {"response": "answer"},
@@ -70,6 +76,8 @@ class PromptSet:
             else:
                 raise FacInputError(f"template {name!r} is not used for shape {shape!r}: "
                                     f"it uses {list(steps) + list(responses)}")
+        for name, text in {**steps, **responses}.items():
+            _check(name, text, _PLACEHOLDERS.get(name, ("sample",)))
         return cls(steps, responses)
 
     def fill(self, name: str, **values: object) -> str:
@@ -94,6 +102,19 @@ class PromptSet:
         for name in sorted(self.responses):
             h.update(f"{name}\x1f{self.responses[name]}\x1e".encode())
         return h.hexdigest()
+
+
+def _check(name: str, template: str, allowed: tuple[str, ...]) -> None:
+    """Refuse a template that cannot be filled: a bad format string or an unknown placeholder."""
+    try:
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as err:
+        raise FacInputError(f"template {name!r} is not a valid format string ({err}): "
+                            "write literal braces as {{ and }}") from None
+    unknown = sorted(f for f in fields if f not in allowed)
+    if unknown:
+        raise FacInputError(f"template {name!r} uses the placeholder {{{unknown[0]}}}, which it cannot have; "
+                            f"available: {list(allowed)}")
 
 
 def _read(path: Path) -> str:
