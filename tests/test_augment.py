@@ -1,0 +1,258 @@
+"""augment_with_fac end to end, with the embedded model generating: FAC rises, rows verify, a
+Trainer trains on the result; a run killed with SIGKILL resumes to the same rows without asking
+the generator again; 1 and 2 processes (accelerate) give the same profiles and rows."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import datasets
+
+import fac_datasets_ext
+from fac_datasets_ext.distributed import encode_one_by_one
+from fac_datasets_ext.encoder import FeatureEncoder
+
+FAST = dict(max_new_tokens=48, show_progress=False)
+
+
+@pytest.fixture(scope="module")
+def augmented(space, local_generator, brown_texts, anchor_texts, tmp_path_factory):
+    train = datasets.Dataset.from_dict({"text": brown_texts[:30], "label": [0] * 30})
+    task_ds = datasets.Dataset.from_dict({"text": anchor_texts[:80], "label": [1] * 80})
+    out = fac_datasets_ext.augment(train, task_ds, budget=5, generator=local_generator, feature_space=space,
+                                   cache_dir=tmp_path_factory.mktemp("augment"), **FAST)
+    return train, out
+
+
+def test_augment_raises_fac_and_every_row_verifies(augmented, space):
+    train, out = augmented
+    ds, report = out.dataset, out.report
+    synthetic = ds.filter(lambda r: r["fac_synthetic"])
+    assert len(synthetic) == 5 and report["new_rows"] == 5
+    assert report["fac_after"] > report["fac_before"] and report["newly_covered"]
+    # The original rows come first, unchanged; new rows take the anchor's shared label.
+    assert ds.select(range(len(train))).remove_columns(list(fac_datasets_ext.PROVENANCE_COLUMNS)).to_list() == train.to_list()
+    assert set(synthetic["label"]) == {1} and len(set(synthetic["fac_target_feature"])) >= 1
+    # Each synthetic row re-encodes to its recorded activation, above its feature's threshold.
+    acts = encode_one_by_one(space, synthetic["text"])
+    thresholds = space.absolute_thresholds()
+    for i, (feature, recorded) in enumerate(zip(synthetic["fac_target_feature"], synthetic["fac_activation"])):
+        assert acts.activation(i, feature) == pytest.approx(recorded, rel=1e-6)
+        assert recorded > thresholds[feature]
+    # The map-style encoder agrees (batched, so to float noise) and shows the target active.
+    mapped = synthetic.map(FeatureEncoder(space, column="text"), batched=True)
+    for row in mapped:
+        ids = list(row["fac_feature_ids"])
+        assert row["fac_target_feature"] in ids
+        assert row["fac_feature_values"][ids.index(row["fac_target_feature"])] == pytest.approx(row["fac_activation"], rel=1e-4)
+    syn = report["synthesis"]
+    assert syn["accepted"] == 5 and syn["calls"] == syn["calls_this_run"] > 0 and 0 < syn["acceptance_rate"] <= 1
+    saved = json.loads((out.run_dir / "report.json").read_text())
+    assert saved["fac_after"] == report["fac_after"]
+    attempts = [json.loads(line) for line in (out.run_dir / "attempts.jsonl").read_text().splitlines()]
+    assert len(attempts) == syn["calls"] and sum(a["accepted"] for a in attempts) == 5
+    assert all(a["passed"] == (a["activation"] > thresholds[a["feature"]]) for a in attempts)
+
+
+def test_same_call_again_reuses_the_run(augmented, local_generator, space, anchor_texts):
+    train, out = augmented
+    before = local_generator.stats.calls
+    task_ds = datasets.Dataset.from_dict({"text": anchor_texts[:80], "label": [1] * 80})
+    again = fac_datasets_ext.augment(train, task_ds, budget=5, generator=local_generator, feature_space=space,
+                                     cache_dir=out.run_dir.parent, **FAST)
+    assert local_generator.stats.calls == before and again.report["synthesis"]["calls_this_run"] == 0
+    assert again.dataset.to_list() == out.dataset.to_list()
+
+
+def test_trainer_runs_on_the_augmented_dataset(augmented, tmp_path):
+    from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
+
+    from fac_metric.models import load_lm
+
+    _, out = augmented
+    model, tok = load_lm(None)
+    train = out.dataset.remove_columns(list(fac_datasets_ext.PROVENANCE_COLUMNS) + ["label"])
+    train = train.map(lambda b: tok(b["text"], truncation=True, max_length=48), batched=True, remove_columns=["text"])
+    args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-5,
+                             report_to=[], save_strategy="no", logging_steps=1, use_cpu=True, seed=0)
+    trainer = Trainer(model=model, args=args, train_dataset=train,
+                      data_collator=DataCollatorForLanguageModeling(tok, mlm=False))
+    result = trainer.train()
+    assert trainer.state.global_step == 2 and math.isfinite(result.training_loss)
+
+
+# ------------------------------------------------------------------ processes: kill -9 and accelerate
+RUN_ARGS = ["--budget", "2", "--max-features", "6", "--samples-per-feature", "1", "--max-new-tokens", "40", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def files(brown_texts, anchor_texts, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("augment_files")
+    # 70 data rows: two encoding blocks of 64, so two processes both encode.
+    for name, texts, label in (("data", brown_texts[:70], 0), ("anchor", anchor_texts[:60], 1)):
+        with open(folder / f"{name}.jsonl", "w") as fh:
+            for t in texts:
+                fh.write(json.dumps({"text": t, "label": label}) + "\n")
+    return folder
+
+
+def _env() -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+
+
+def _cli(files: Path, cache: Path, out: Path) -> list[str]:
+    return ["-m", "fac_datasets_ext.cli", "augment", str(files / "data.jsonl"), "--anchor", str(files / "anchor.jsonl"),
+            "--cache-dir", str(cache), "-o", str(out), *RUN_ARGS]
+
+
+def _run_folder(cache: Path) -> Path | None:
+    found = [p for p in cache.glob("*") if p.is_dir()] if cache.exists() else []
+    return found[0] if found else None
+
+
+def _report(cache: Path) -> dict:
+    return json.loads((_run_folder(cache) / "report.json").read_text())
+
+
+def _journal_lines(cache: Path) -> int:
+    run = _run_folder(cache)
+    return sum(len(p.read_text().splitlines()) for p in run.glob("journal/journal-*.jsonl")) if run else 0
+
+
+def _journaled_completions(cache: Path) -> int:
+    """Generator completions already answered and on disk (what a resumed run must not ask again)."""
+    total = 0
+    for path in _run_folder(cache).glob("journal/journal-*.jsonl"):
+        for line in path.read_text().splitlines():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                continue
+            if record["key"].startswith("gen|"):
+                total += len(record["value"]) if isinstance(record["value"], list) else 1
+    return total
+
+
+def _rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def reference(files, tmp_path_factory):
+    """One uninterrupted single-process run."""
+    cache = tmp_path_factory.mktemp("ref")
+    subprocess.run([sys.executable, *_cli(files, cache, cache / "out.jsonl")], env=_env(), check=True,
+                   capture_output=True, timeout=900)
+    return cache
+
+
+def _kill_when(args: list[str], ready, timeout: float = 600) -> bool:
+    """Start the CLI, SIGKILL it as soon as ``ready()``; False if it finished first."""
+    proc = subprocess.Popen([sys.executable, *args], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None and time.monotonic() < deadline:
+            if ready():
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return True
+            time.sleep(0.02)
+        return False
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.mark.timeout(1800)
+def test_sigkill_at_several_points_then_resume_equals_uninterrupted(files, reference, tmp_path):
+    ref = _report(reference)
+    ref_lines = _journal_lines(reference)
+    assert ref["new_rows"] >= 1 and ref_lines > 6
+    cache, out = tmp_path / "cache", tmp_path / "out.jsonl"
+    args = _cli(files, cache, out)
+    points = [
+        ("mid-encoding", lambda: _run_folder(cache) is not None and any(_run_folder(cache).glob("encoded/data/block-*"))),
+        ("first answers", lambda: _journal_lines(cache) >= 2),
+        ("half way", lambda: _journal_lines(cache) >= ref_lines // 2),
+    ]
+    for name, ready in points:
+        assert _kill_when(args, ready), f"the run finished before the {name} kill point"
+    assert not out.exists()
+    paid = _journaled_completions(cache)
+    assert 0 < paid < ref["synthesis"]["calls"]
+    subprocess.run([sys.executable, *args], env=_env(), check=True, capture_output=True, timeout=900)
+    final = _report(cache)
+    # Same rows, none duplicated or lost, and generator calls: answered ones were never asked again.
+    assert _rows(out) == _rows(reference / "out.jsonl")
+    texts = [r["text"] for r in _rows(out)]
+    assert len(texts) == len(set(texts))
+    assert final["synthesis"]["calls"] == ref["synthesis"]["calls"]
+    assert paid + final["synthesis"]["calls_this_run"] == ref["synthesis"]["calls_this_run"]
+    assert {k: final[k] for k in ("fac_before", "fac_after", "newly_covered")} == \
+        {k: ref[k] for k in ("fac_before", "fac_after", "newly_covered")}
+
+
+@pytest.mark.timeout(1800)
+def test_two_processes_match_one(files, reference, tmp_path):
+    from safetensors.numpy import load_file
+
+    cache, out = tmp_path / "cache", tmp_path / "out.jsonl"
+    accelerate = Path(sys.executable).parent / "accelerate"
+    launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no"]
+    proc = subprocess.run([*launch, *_cli(files, cache, out)], env=_env(), capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert _rows(out) == _rows(reference / "out.jsonl")
+    for which in ("data", "anchor"):
+        one = load_file(str(_run_folder(reference) / "profiles" / which / "profile.safetensors"))
+        two = load_file(str(_run_folder(cache) / "profiles" / which / "profile.safetensors"))
+        assert all(np.array_equal(one[k], two[k]) for k in one)
+    # Each process did a non-empty share of the encoding and of the features, and the shares are disjoint.
+    work = [json.loads((_run_folder(cache) / "work" / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    assert all(w["world"] == 2 and w["data"].get("encoded") and w["features"] and w["calls"] > 0 for w in work)
+    assert not set(work[0]["data"]["encoded"]) & set(work[1]["data"]["encoded"])
+    assert not set(work[0]["features"]) & set(work[1]["features"])
+    journals = [{json.loads(line)["key"] for line in (_run_folder(cache) / "journal" / f"journal-{r}.jsonl")
+                 .read_text().splitlines()} for r in (0, 1)]
+    assert journals[0] and journals[1] and not journals[0] & journals[1]
+    assert _report(cache)["synthesis"]["calls"] == _report(reference)["synthesis"]["calls"]
+
+
+@pytest.mark.parametrize("shape_columns", ["preference", "messages"])
+def test_new_rows_keep_the_dataset_schema(shape_columns, space, local_generator, heldout_texts, anchor_texts, tmp_path):
+    prompts = heldout_texts[:20]
+    if shape_columns == "preference":
+        train = datasets.Dataset.from_dict({"prompt": prompts, "chosen": ["Sure."] * 20, "rejected": ["No."] * 20})
+    else:
+        train = datasets.Dataset.from_dict({"messages": [[{"role": "user", "content": p},
+                                                          {"role": "assistant", "content": "Sure."}] for p in prompts]})
+    out = fac_datasets_ext.augment(train, anchor_texts[:80], budget=1, samples_per_feature=2, max_features=8,
+                                   generator=local_generator, feature_space=space, cache_dir=tmp_path,
+                                   response_tokens=32, **FAST)
+    new = out.dataset.filter(lambda r: r["fac_synthetic"])
+    assert len(new) == 1
+    assert out.dataset.column_names == train.column_names + list(fac_datasets_ext.PROVENANCE_COLUMNS)
+    row = new[0]
+    if shape_columns == "preference":
+        assert row["chosen"] and row["rejected"] and row["prompt"] not in prompts
+        encoded = row["prompt"]
+    else:
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"] and row["messages"][1]["content"]
+        encoded = row["messages"][0]["content"]
+    acts = encode_one_by_one(space, [encoded])
+    assert acts.activation(0, row["fac_target_feature"]) == pytest.approx(row["fac_activation"], rel=1e-6)
+    # Response calls are counted: step draws plus one call per generated field of the accepted row.
+    syn = out.report["synthesis"]
+    fields = 2 if shape_columns == "preference" else 1
+    assert syn["calls"] == syn["features_tried"] * 4 + fields
