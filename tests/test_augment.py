@@ -229,7 +229,7 @@ def test_two_processes_match_one(files, reference, tmp_path):
     assert _report(cache)["synthesis"]["calls"] == _report(reference)["synthesis"]["calls"]
 
 
-@pytest.mark.parametrize("shape_columns", ["preference", "messages"])
+@pytest.mark.parametrize("shape_columns", ["preference", pytest.param("messages", marks=pytest.mark.slow)])
 def test_new_rows_keep_the_dataset_schema(shape_columns, space, local_generator, heldout_texts, anchor_texts, tmp_path):
     prompts = heldout_texts[:20]
     if shape_columns == "preference":
@@ -238,8 +238,8 @@ def test_new_rows_keep_the_dataset_schema(shape_columns, space, local_generator,
         train = datasets.Dataset.from_dict({"messages": [[{"role": "user", "content": p},
                                                           {"role": "assistant", "content": "Sure."}] for p in prompts]})
     out = fac_datasets_ext.augment(train, anchor_texts[:80], budget=1, samples_per_feature=2, max_features=8,
-                                   generator=local_generator, feature_space=space, cache_dir=tmp_path,
-                                   response_tokens=32, **FAST)
+                                   features_per_round=4, generator=local_generator, feature_space=space,
+                                   cache_dir=tmp_path, response_tokens=32, **FAST)
     new = out.dataset.filter(lambda r: r["fac_synthetic"])
     assert len(new) == 1
     assert out.dataset.column_names == train.column_names + list(fac_datasets_ext.PROVENANCE_COLUMNS)
