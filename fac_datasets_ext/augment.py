@@ -33,7 +33,7 @@ from fac_metric.relevance import DEFAULT_RELEVANCE, RELEVANCE_MODES, select_rele
 from fac_metric.scoring import background_profile, get_feature_space
 from fac_metric.spans import TopSpans
 
-from .distributed import Ranks, encode_one_by_one, encode_spread
+from .distributed import Ranks, encode_one_by_one, profile_spread
 from .journal import Journal
 from .prompts import PromptSet
 from .shapes import DataShape, detect_shape
@@ -103,13 +103,12 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     batch_size = int(map_kwargs.get("batch_size") or 32)
     desc = map_kwargs.get("desc") or "Encoding"
     work: dict[str, Any] = {"rank": ranks.rank, "world": ranks.world, "data": {}, "anchor": {}}
-    data_acts = encode_spread(space, data_items, ranks, cache=run_dir / "encoded" / "data", batch_size=batch_size,
-                              show_progress=show_progress and ranks.main, desc=f"{desc} data", work=work["data"])
-    anchor_acts = encode_spread(space, anchor_items, ranks, cache=run_dir / "encoded" / "anchor",
-                                batch_size=batch_size, show_progress=show_progress and ranks.main,
-                                desc=f"{desc} anchor", work=work["anchor"])
-    data_prof = FeatureProfile.from_activations(data_acts, thresholds, delta, space.fingerprint)
-    anchor_prof = FeatureProfile.from_activations(anchor_acts, thresholds, delta, space.fingerprint)
+    data_prof, data_active = profile_spread(space, data_items, ranks, delta, cache=run_dir / "encoded" / "data",
+                                            batch_size=batch_size, show_progress=show_progress and ranks.main,
+                                            desc=f"{desc} data", work=work["data"])
+    anchor_prof, anchor_active = profile_spread(space, anchor_items, ranks, delta, cache=run_dir / "encoded" / "anchor",
+                                                batch_size=batch_size, show_progress=show_progress and ranks.main,
+                                                desc=f"{desc} anchor", work=work["anchor"])
     if isinstance(relevance, str):
         chosen = select_relevant(relevance, anchor_prof, background=background_profile(space, delta), space=space,
                                  generator=gen, show_progress=show_progress and ranks.main)
@@ -120,13 +119,12 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     missing = before.missing[:max_features] if max_features is not None else before.missing
 
     def make_target(feature: int) -> Target:
-        spans = _anchor_spans(space, anchor_items, anchor_acts, feature)
+        spans = _anchor_spans(space, anchor_items, anchor_active, feature)
         scale = float(space.scales[feature])
         summary = _plain(space.fact(feature).get("summary"))
         return Target(feature, summary, tuple(feature_spans(space, feature, spans)), scale, float(thresholds[feature]))
 
-    data_active = [ids[vals > thresholds[ids]] for ids, vals in map(data_acts.row, range(data_acts.n_texts))]
-    dedup = DedupIndex([_as_text(item) for item in data_items], data_active, space.d_sae, settings.near_duplicate)
+    dedup = DedupIndex([_as_text(item) for item in data_items], data_active, settings.near_duplicate)
     synth = Synthesizer(space, gen, data_shape, prompts, Journal(run_dir / "journal", ranks.rank), settings=settings,
                         seed=seed, delta=delta, dedup=dedup, ranks=ranks, show_progress=show_progress)
     result = synth.run(missing, make_target, budget=budget, max_calls=max_calls)
@@ -248,7 +246,8 @@ def _run_key(data_items, anchor_items, *parts: Any) -> str:
 
 
 def _anchor_spans(space, items: list, acts, feature: int, k: int = ANCHOR_SPANS) -> list:
-    """The spans of ``feature`` in its ``k`` strongest anchor texts, each text encoded alone."""
+    """The spans of ``feature`` in its ``k`` strongest anchor texts (``acts``: the anchor's
+    entries above δ, which a missing feature always has), each text encoded alone."""
     where = np.flatnonzero(acts.indices == feature)
     rows = np.searchsorted(acts.indptr, where, side="right") - 1
     order = np.lexsort((rows, -acts.values[where]))[:k]

@@ -1,8 +1,8 @@
 """Spreading work over the processes of an ``accelerate launch``, with the same result for any count.
 
 Owns: which process does which share (``Ranks.share``: round-robin over a fixed, ordered list of
-work units), gathering everyone's results to every process (``Ranks.gather``), and encoding a
-list of texts in fixed blocks spread over the processes (``encode_spread``). The result never
+work units), gathering everyone's results to every process (``Ranks.gather``), and profiling a
+list of texts in fixed blocks spread over the processes (``profile_spread``). The result never
 depends on the number of processes because the *units* never do: a block of texts is encoded
 as the same batch whichever process takes it (a text's activations move by ~1e-5 with its
 batch-mates), and results are put back in unit order, never in arrival order. Must not: decide
@@ -25,6 +25,7 @@ from typing import Any, Sequence, TypeVar
 import numpy as np
 
 from fac_metric.activations import SparseActivations
+from fac_metric.profile import FeatureProfile
 
 _T = TypeVar("_T")
 
@@ -84,47 +85,56 @@ class Ranks:
             PartialState().wait_for_everyone()
 
 
-def encode_spread(space, items: Sequence, ranks: Ranks, *, cache: str | os.PathLike | None = None,
-                  batch_size: int = 32, show_progress: bool = True, desc: str = "Encoding",
-                  block: int = ENCODE_BLOCK, work: dict | None = None) -> SparseActivations:
-    """Sparse activations of ``items`` (all of them, in order, on every process).
+def profile_spread(space, items: Sequence, ranks: Ranks, threshold: float, *, cache: str | os.PathLike | None = None,
+                   batch_size: int = 32, show_progress: bool = True, desc: str = "Encoding",
+                   block: int = ENCODE_BLOCK, work: dict | None = None) -> tuple[FeatureProfile, SparseActivations]:
+    """The profile of ``items`` at δ = ``threshold`` and, per item in order, its entries above δ.
 
-    Blocks of ``block`` texts go round-robin to the processes. With ``cache`` (a folder), each
-    encoded block is saved there as it finishes and loaded instead of encoded on a later run, so
-    a killed run keeps the encoding it paid for. ``work`` (a dict), if given, gets this
-    process' share: ``{"encoded": [block ids], "loaded": [block ids read from cache]}``.
+    Blocks of ``block`` texts go round-robin to the processes; each process folds its blocks
+    into one profile, and the processes' profiles merge by max/sum (exact, so the result is the
+    same for any count). Only the entries above δ travel and stay in memory. With ``cache`` (a
+    folder), each encoded block is saved there as it finishes and read back instead of encoded
+    on a later run, so a killed run keeps the encoding it paid for. ``work`` (a dict), if given,
+    gets this process' share: ``{"encoded": [block ids], "loaded": [block ids read from cache]}``.
     """
     from safetensors.numpy import load_file, save_file
     from tqdm.auto import tqdm
 
+    thresholds = space.absolute_thresholds(threshold)
+    profile = FeatureProfile.empty(space.d_sae, thresholds, threshold, space.fingerprint)
     blocks = [range(start, min(start + block, len(items))) for start in range(0, len(items), block)]
     folder = Path(cache) if cache is not None else None
     mine = ranks.share(blocks)
     bar = tqdm(total=sum(len(b) for _, b in mine), desc=desc, unit="text", disable=not show_progress)
-    done: list[tuple[int, dict[str, np.ndarray]]] = []
+    active: list[tuple[int, dict[str, np.ndarray]]] = []
     for k, rows in mine:
         path = folder / f"block-{k:06d}-{block}.safetensors" if folder is not None else None
         if path is not None and path.is_file():
-            arrays = load_file(str(path))
-            if work is not None:
-                work.setdefault("loaded", []).append(k)
+            acts = SparseActivations.from_arrays(load_file(str(path)))
+            kind = "loaded"
         else:
-            if work is not None:
-                work.setdefault("encoded", []).append(k)
             acts = space.encode([items[i] for i in rows], batch_size=batch_size, show_progress=False)
-            arrays = acts.to_arrays()
+            kind = "encoded"
             if path is not None:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                save_file(arrays, str(tmp))
+                save_file(acts.to_arrays(), str(tmp))
                 os.replace(tmp, path)  # a kill leaves a stray .tmp, never a torn block
-        done.append((k, arrays))
+        if work is not None:
+            work.setdefault(kind, []).append(k)
+        profile.update(acts)
+        active.append((k, acts.above(thresholds).to_arrays()))
         bar.update(len(rows))
     bar.close()
-    parts = [SparseActivations.from_arrays(a) for a in ranks.gather(done)]
+    if ranks.world > 1:
+        merged = FeatureProfile.empty(space.d_sae, thresholds, threshold, space.fingerprint)
+        for part in ranks.gather([(ranks.rank, profile)]):
+            merged = merged.merge(part)
+        profile = merged
+    parts = [SparseActivations.from_arrays(a) for a in ranks.gather(active)]
     if not parts:
-        return SparseActivations.from_rows([], [], space.d_sae)
-    return SparseActivations.concat(parts)
+        return profile, SparseActivations.from_rows([], [], space.d_sae)
+    return profile, SparseActivations.concat(parts)
 
 
 def encode_one_by_one(space, items: Sequence) -> SparseActivations:
@@ -132,4 +142,4 @@ def encode_one_by_one(space, items: Sequence) -> SparseActivations:
     return SparseActivations.concat([space.encode([item], batch_size=1, show_progress=False) for item in items])
 
 
-__all__ = ["Ranks", "encode_spread", "encode_one_by_one", "ENCODE_BLOCK"]
+__all__ = ["Ranks", "profile_spread", "encode_one_by_one", "ENCODE_BLOCK"]

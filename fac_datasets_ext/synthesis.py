@@ -28,6 +28,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
+from fac_metric.activations import SparseActivations
 from fac_metric.errors import FacInputError
 from fac_metric.explain import render_spans
 from fac_metric.spans import Span, TopSpans
@@ -168,17 +169,16 @@ def normalise(text: str) -> str:
 class DedupIndex:
     """The texts and active-feature sets seen so far (the data, then accepted samples)."""
 
-    def __init__(self, texts: Sequence[str], active: Sequence[np.ndarray], d_sae: int, similarity: float):
+    def __init__(self, texts: Sequence[str], active: SparseActivations, similarity: float):
+        """``active``: each data text's latents above δ (``SparseActivations.above``), in text order."""
         from scipy import sparse
 
         self.similarity = similarity
-        self.d_sae = d_sae
+        self.d_sae = active.d_sae
         self.seen = {normalise(t) for t in texts if isinstance(t, str)}
-        sizes = np.array([len(a) for a in active], np.int64)
-        indptr = np.concatenate([[0], np.cumsum(sizes)])
-        indices = np.concatenate(list(active)) if len(active) else np.zeros(0, np.int64)
-        self.matrix = sparse.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), shape=(len(active), d_sae))
-        self.sizes = sizes
+        self.matrix = sparse.csr_matrix((np.ones(len(active.indices), np.float32), active.indices, active.indptr),
+                                        shape=(active.n_texts, active.d_sae))
+        self.sizes = np.diff(active.indptr)
         self.new: list[tuple[str, np.ndarray]] = []
 
     def check(self, text: str, active: Sequence[int]) -> str | None:

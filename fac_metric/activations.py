@@ -90,6 +90,19 @@ class SparseActivations(NamedTuple):
             d_sae,
         )
 
+    def above(self, thresholds: np.ndarray) -> "SparseActivations":
+        """Only the entries above their latent's threshold (what coverage counts), same texts.
+
+        >>> acts = SparseActivations.from_rows([([1, 2], [0.5, 3.0]), ([2], [1.0])], [3, 2], d_sae=4)
+        >>> acts.above(np.array([0, 1, 2, 0], np.float32)).row(0)
+        (array([2], dtype=int32), array([3.], dtype=float32))
+        """
+        keep = self.values > np.asarray(thresholds)[self.indices]
+        rows = np.repeat(np.arange(self.n_texts), np.diff(self.indptr))
+        indptr = np.zeros(self.n_texts + 1, np.int64)
+        np.cumsum(np.bincount(rows[keep], minlength=self.n_texts), out=indptr[1:])
+        return SparseActivations(indptr, self.indices[keep], self.values[keep], self.n_tokens, self.d_sae)
+
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays for safetensors (``d_sae`` as a one-element array)."""
         return {

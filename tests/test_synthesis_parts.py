@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 import datasets
@@ -12,6 +11,7 @@ from fac_datasets_ext.journal import Journal
 from fac_datasets_ext.prompts import PromptSet
 from fac_datasets_ext.shapes import detect_shape
 from fac_datasets_ext.synthesis import DedupIndex, Settings, clean_sample, draw_seed, normalise
+from fac_metric.activations import SparseActivations
 from fac_metric.errors import FacInputError
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a river."},
@@ -77,8 +77,8 @@ def test_cleaning_and_normalising():
 
 
 def test_dedup_by_text_and_by_active_features():
-    active = [np.array([1, 2, 3, 4, 5]), np.array([10, 11])]
-    index = DedupIndex(["Write a poem.", "Other text."], active, d_sae=32, similarity=0.8)
+    active = SparseActivations.from_rows([([1, 2, 3, 4, 5], [1.0] * 5), ([10, 11], [1.0, 1.0])], [5, 2], d_sae=32)
+    index = DedupIndex(["Write a poem.", "Other text."], active, similarity=0.8)
     assert index.check("write a POEM", [20]) == "duplicate of the data"
     assert index.check("Something new", [1, 2, 3, 4, 5, 6]) == "near-duplicate of the data"  # Jaccard 5/6
     assert index.check("Something new", [1, 2, 20, 21]) is None
