@@ -384,7 +384,8 @@ class Synthesizer:
                 attempt.activation, attempt.active, attempt.span, attempt.peak = self._measure(text, t.feature)
                 attempt.passed = attempt.activation > t.threshold
                 attempt.reason = None if attempt.passed else "below threshold"
-            self.journal.put(key, asdict(attempt))
+            if raw is not None:  # a failed request is no result: asked again on resume
+                self.journal.put(key, asdict(attempt))
             out.append(attempt)
         return out
 

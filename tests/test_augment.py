@@ -256,3 +256,35 @@ def test_new_rows_keep_the_dataset_schema(shape_columns, space, local_generator,
     syn = out.report["synthesis"]
     fields = 2 if shape_columns == "preference" else 1
     assert syn["calls"] == syn["features_tried"] * 4 + fields
+
+
+def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, space, brown_texts, anchor_texts,
+                                                               tmp_path):
+    """A real loopback endpoint that answers its first 9 requests (the first run's) with garbage,
+    then with the prompt's first fragment (brackets removed): the first run gets no rows and
+    journals nothing; the same call again asks for exactly what failed, and succeeds."""
+    from fac_metric.generators import HTTPGenerator
+    from tests.servers import FAKE_MODEL, completion_body
+
+    def respond(number: int, payload: dict):
+        if number <= 9:
+            return 200, b"<html>oops</html>", 0.0
+        text = payload["messages"][-1]["content"]
+        first = next(line[3:] for line in text.splitlines() if line.startswith("1. "))
+        return 200, json.dumps(completion_body(first.replace("[[", "").replace("]]", ""))).encode(), 0.0
+
+    endpoint = fake_endpoint(respond)
+    train = datasets.Dataset.from_dict({"text": brown_texts[:10]})
+    kwargs = dict(max_features=3, samples_per_feature=1, feature_space=space, cache_dir=tmp_path, show_progress=False)
+    first = fac_datasets_ext.augment(train, anchor_texts[:40], generator=HTTPGenerator(
+        endpoint.url, model=FAKE_MODEL, max_retries=0, concurrency=1), **kwargs)
+    asked = len(endpoint.requests)
+    assert first.report["new_rows"] == 0 and first.report["synthesis"]["rejected"] == {"generator failed": 3}
+    assert asked == 9 and first.dataset.to_list() == [{**r, "fac_synthetic": False, "fac_target_feature": None,
+                                                       "fac_activation": None, "fac_generator": None} for r in train]
+    assert not [line for p in first.run_dir.glob("journal/*.jsonl") for line in p.read_text().splitlines()]
+    second = fac_datasets_ext.augment(train, anchor_texts[:40], generator=HTTPGenerator(
+        endpoint.url, model=FAKE_MODEL, max_retries=0, concurrency=1), **kwargs)
+    assert len(endpoint.requests) == 2 * asked and second.report["synthesis"]["calls_this_run"] == asked
+    assert "generator failed" not in second.report["synthesis"]["rejected"]
+    assert second.report["new_rows"] >= 1  # a top span, echoed back, fires its feature
