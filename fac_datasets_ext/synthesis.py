@@ -160,6 +160,28 @@ def clean_sample(text: str | None, max_chars: int = 2000) -> str:
     return out[:max_chars]
 
 
+COPY_NGRAM = 6
+COPY_SHARE = 0.5
+
+
+def copies(sample: str, source: str, n: int = COPY_NGRAM, share: float = COPY_SHARE) -> bool:
+    """Whether ``sample`` mostly repeats ``source``: at least ``share`` of its word ``n``-grams
+    occur in ``source`` (a sample shorter than ``n`` words: it occurs in ``source`` whole).
+
+    >>> copies("Italicize at least 5 keywords in your response.", "1. Summarize it. Italicize at least 5 keywords in your response.")
+    True
+    >>> copies("Write a limerick about a cat who loves rain, in all capital letters.", "Italicize at least 5 keywords.")
+    False
+    """
+    words, seen = normalise(sample).split(), normalise(source)
+    if len(words) < n:
+        return bool(words) and f" {' '.join(words)} " in f" {seen} "
+    grams = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+    src = seen.split()
+    known = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
+    return len(grams & known) >= share * len(grams)
+
+
 def normalise(text: str) -> str:
     """Text for exact-duplicate checks: case-folded, letters and digits only, single spaces."""
     folded = unicodedata.normalize("NFKC", text).casefold()
@@ -303,18 +325,18 @@ class Synthesizer:
             prompts = {t.feature: self.prompts.fill("one_step", **self._describe(t)) for t in targets}
             drawn = self._draw("one_step", prompts, s.draws, s.max_new_tokens)
             for t in targets:
-                out[t.feature] += self._verify(t, "one_step", drawn[t.feature])
+                out[t.feature] += self._verify(t, "one_step", drawn[t.feature], prompts[t.feature])
             return out
         prompts = {t.feature: self.prompts.fill("step1", **self._describe(t)) for t in targets}
         drawn = self._draw("step1", prompts, STEP1_CANDIDATES, s.max_new_tokens)
         step2 = {}
         for t in targets:
-            candidates = self._verify(t, "step1", drawn[t.feature])
+            candidates = self._verify(t, "step1", drawn[t.feature], prompts[t.feature])
             out[t.feature] += candidates
             step2[t.feature] = self.prompts.fill("step2", **self._describe(t), **self._contrast(t, candidates))
         drawn = self._draw("step2", step2, s.samples_per_feature, s.max_new_tokens)
         for t in targets:
-            out[t.feature] += self._verify(t, "step2", drawn[t.feature])
+            out[t.feature] += self._verify(t, "step2", drawn[t.feature], step2[t.feature])
         return out
 
     def _describe(self, t: Target) -> dict[str, str]:
@@ -365,8 +387,12 @@ class Synthesizer:
                     self.journal.put(f"gen|{step}|{feature}", texts)
         return out
 
-    def _verify(self, t: Target, step: str, texts: list[str | None]) -> list[Attempt]:
-        """Encode each sample alone and check its target feature; journal each attempt."""
+    def _verify(self, t: Target, step: str, texts: list[str | None], prompt: str) -> list[Attempt]:
+        """Encode each sample alone and check its target feature; journal each attempt.
+
+        A sample that mostly repeats its own prompt (the fragments, examples or instructions it
+        was shown) is not a new sample, however strongly it fires: small generators often echo.
+        """
         out = []
         for j, raw in enumerate(texts):
             key = f"attempt|{step}|{t.feature}|{j}"
@@ -380,6 +406,8 @@ class Synthesizer:
                 attempt.reason = "generator failed"
             elif not text:
                 attempt.reason = "empty"
+            elif copies(text, prompt):
+                attempt.reason = "copies its prompt"
             else:
                 attempt.activation, attempt.active, attempt.span, attempt.peak = self._measure(text, t.feature)
                 attempt.passed = attempt.activation > t.threshold
@@ -453,4 +481,4 @@ def _mark(span: str, peak: str) -> str:
 
 
 __all__ = ["Settings", "Target", "Attempt", "NewRow", "SynthesisResult", "Synthesizer", "DedupIndex", "clean_sample",
-           "normalise", "draw_seed", "STEP1_CANDIDATES"]
+           "normalise", "copies", "draw_seed", "STEP1_CANDIDATES"]

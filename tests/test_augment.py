@@ -261,8 +261,9 @@ def test_new_rows_keep_the_dataset_schema(shape_columns, space, local_generator,
 def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, space, brown_texts, anchor_texts,
                                                                tmp_path):
     """A real loopback endpoint that answers its first 9 requests (the first run's) with garbage,
-    then with the prompt's first fragment (brackets removed): the first run gets no rows and
-    journals nothing; the same call again asks for exactly what failed, and succeeds."""
+    then with a new sentence ending in the last words of the prompt's first fragment (where its
+    feature peaks): the first run gets no rows and journals nothing; the same call again asks
+    for exactly what failed, and succeeds."""
     from fac_metric.generators import HTTPGenerator
     from tests.servers import FAKE_MODEL, completion_body
 
@@ -271,7 +272,8 @@ def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, spa
             return 200, b"<html>oops</html>", 0.0
         text = payload["messages"][-1]["content"]
         first = next(line[3:] for line in text.splitlines() if line.startswith("1. "))
-        return 200, json.dumps(completion_body(first.replace("[[", "").replace("]]", ""))).encode(), 0.0
+        tail = " ".join(first.replace("[[", "").replace("]]", "").split()[-4:])
+        return 200, json.dumps(completion_body(f"My garden notes for the spring season: {tail}")).encode(), 0.0
 
     endpoint = fake_endpoint(respond)
     train = datasets.Dataset.from_dict({"text": brown_texts[:10]})

@@ -121,7 +121,9 @@ def test_num_proc_2_matches_one_process(space, texts):
     finally:
         torch.set_num_threads(threads)
     serial = ds.map(enc, batched=True, batch_size=2)
-    assert columns(parallel) == columns(serial)  # same batches, so bit for bit
+    # Same batches, but the workers run torch on one thread: ids equal, values to the last bits
+    # (on this CPU some GEMM shapes sum in another order with another thread count).
+    assert_same(columns(parallel), columns(serial))
 
 
 def test_iterable_dataset_is_mapped_lazily(space, texts):

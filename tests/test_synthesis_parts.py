@@ -10,7 +10,7 @@ import fac_datasets_ext
 from fac_datasets_ext.journal import Journal
 from fac_datasets_ext.prompts import PromptSet
 from fac_datasets_ext.shapes import detect_shape
-from fac_datasets_ext.synthesis import DedupIndex, Settings, clean_sample, draw_seed, normalise
+from fac_datasets_ext.synthesis import DedupIndex, Settings, clean_sample, copies, draw_seed, normalise
 from fac_metric.activations import SparseActivations
 from fac_metric.errors import FacInputError
 
@@ -74,6 +74,17 @@ def test_cleaning_and_normalising():
     assert clean_sample("  \n ") == "" and clean_sample(None) == ""
     assert normalise("Write  a HAIKU, about rain!") == normalise("write a haiku about rain")
     assert draw_seed(0, 12, "step1") == draw_seed(0, 12, "step1") != draw_seed(0, 13, "step1")
+
+
+def test_a_sample_that_echoes_its_prompt_is_a_copy():
+    prompt = ("A language model has an internal feature. It fires on the word marked [[like this]]:\n"
+              "1. Summarize the history of Japan. Italicize at least 5 [[keywords]] in your response.\n"
+              "Write one new request that makes this feature fire strongly. Reply with the request only.")
+    assert copies("A language model has an internal feature. It fires on the word marked like this.", prompt)
+    assert copies("Summarize the history of Japan. Italicize at least 5 keywords in your response.", prompt)
+    assert copies("keywords", prompt)  # shorter than an n-gram: contained whole
+    # Reusing the trigger phrase in a new request is what step 2 asks for, not a copy.
+    assert not copies("Describe the rules of chess and italicize at least 5 keywords in your answer, please.", prompt)
 
 
 def test_dedup_by_text_and_by_active_features():
