@@ -94,6 +94,11 @@ class PromptSet:
             raise FacInputError(f"template {name!r} is not a valid format string ({err}): "
                                 "write literal braces as {{ and }}") from None
 
+    def scaffold(self, name: str) -> str:
+        """Template ``name`` with every placeholder empty: its own instructions, nothing shown."""
+        template = self.steps.get(name, self.responses.get(name, ""))
+        return template.format_map(_Blank()).strip()
+
     def fingerprint(self) -> str:
         """Hash of every template: a run directory is only reused with the same prompts."""
         h = hashlib.blake2b(digest_size=8)
@@ -102,6 +107,11 @@ class PromptSet:
         for name in sorted(self.responses):
             h.update(f"{name}\x1f{self.responses[name]}\x1e".encode())
         return h.hexdigest()
+
+
+class _Blank(dict):
+    def __missing__(self, key: str) -> str:
+        return ""
 
 
 def _check(name: str, template: str, allowed: tuple[str, ...]) -> None:

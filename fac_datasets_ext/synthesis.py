@@ -166,7 +166,8 @@ COPY_SHARE = 0.5
 
 def copies(sample: str, source: str, n: int = COPY_NGRAM, share: float = COPY_SHARE) -> bool:
     """Whether ``sample`` mostly repeats ``source``: at least ``share`` of its word ``n``-grams
-    occur in ``source`` (a sample shorter than ``n`` words: it occurs in ``source`` whole).
+    (and at least one) occur in ``source``; a sample shorter than ``n`` words, if it occurs in
+    ``source`` whole. ``share=0``: any shared ``n``-gram (used against a template's own wording).
 
     >>> copies("Italicize at least 5 keywords in your response.", "1. Summarize it. Italicize at least 5 keywords in your response.")
     True
@@ -179,7 +180,7 @@ def copies(sample: str, source: str, n: int = COPY_NGRAM, share: float = COPY_SH
     grams = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
     src = seen.split()
     known = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
-    return len(grams & known) >= share * len(grams)
+    return len(grams & known) >= max(1.0, share * len(grams))
 
 
 def normalise(text: str) -> str:
@@ -287,11 +288,18 @@ class Synthesizer:
                 calls += len(feature_attempts)  # one attempt per completion drawn
                 attempts.extend(feature_attempts)
                 new_rows.extend(self._accept(feature, feature_attempts))
-            if budget is not None:
-                new_rows = new_rows[: budget - len(rows)]
+            over = new_rows[budget - len(rows):] if budget is not None else []
+            new_rows = new_rows[: len(new_rows) - len(over)]
             completed, response_calls = self._complete(new_rows)
             calls += response_calls
             rows.extend(completed)
+            # Attempts say what became of them: beyond the budget, or a response came back empty.
+            kept = {(r.feature, r.index) for r in completed}
+            dropped = {(r.feature, r.index): "over budget" for r in over}
+            dropped.update({(r.feature, r.index): "empty response" for r in new_rows if (r.feature, r.index) not in kept})
+            for a in attempts:
+                if a.accepted and (a.feature, a.index) in dropped and a.step != "step1":
+                    a.accepted, a.reason = False, dropped[(a.feature, a.index)]
             bar.update(len(completed) if budget else len(round_features))
         bar.close()
         if stopped_by == "exhausted" and budget is not None and len(rows) >= budget:
@@ -329,29 +337,38 @@ class Synthesizer:
             return out
         prompts = {t.feature: self.prompts.fill("step1", **self._describe(t)) for t in targets}
         drawn = self._draw("step1", prompts, STEP1_CANDIDATES, s.max_new_tokens)
-        step2 = {}
+        step2, shown = {}, {}
         for t in targets:
             candidates = self._verify(t, "step1", drawn[t.feature], prompts[t.feature])
             out[t.feature] += candidates
-            step2[t.feature] = self.prompts.fill("step2", **self._describe(t), **self._contrast(t, candidates))
+            contrast = self._contrast(t, candidates)
+            from_anchor = contrast.pop("_from_anchor")
+            step2[t.feature] = self.prompts.fill("step2", **self._describe(t), **contrast)
+            # Reusing a generated example is fine (it is not data); echoing the anchor's spans or
+            # the instructions is not: check copies against the prompt without generated examples.
+            generated = {"bad": ""} if from_anchor else {"bad": "", "good": "", "good_span": ""}
+            shown[t.feature] = self.prompts.fill("step2", **self._describe(t), **{**contrast, **generated})
         drawn = self._draw("step2", step2, s.samples_per_feature, s.max_new_tokens)
         for t in targets:
-            out[t.feature] += self._verify(t, "step2", drawn[t.feature], step2[t.feature])
+            out[t.feature] += self._verify(t, "step2", drawn[t.feature], shown[t.feature])
         return out
 
     def _describe(self, t: Target) -> dict[str, str]:
         return {"explanation": t.explanation, "spans": render_spans(t.spans, max_spans=5)}
 
-    def _contrast(self, t: Target, candidates: list[Attempt]) -> dict[str, str]:
+    def _contrast(self, t: Target, candidates: list[Attempt]) -> dict:
         """The good and bad examples of step 2: stronger and weaker candidate (paper's fallback:
-        the top anchor span is the good example when no candidate fires above δ)."""
+        the top anchor span is the good example when no candidate fires above δ; then
+        ``_from_anchor`` is True)."""
         ranked = sorted(candidates, key=lambda a: (-a.activation, a.index))
         good, bad = ranked[0], ranked[-1]
         good_text, good_act, good_span, good_peak = good.text or "", good.activation, good.span, good.peak
-        if not good.passed and t.spans:
+        from_anchor = not good.passed and bool(t.spans)
+        if from_anchor:
             top = t.spans[0]
             good_text, good_act, good_span, good_peak = top.span, top.activation, top.span, top.peak_token
         return {
+            "_from_anchor": from_anchor,
             "good": good_text.replace("\n", " "), "good_score": f"{good_act / t.scale:.1f}",
             "good_span": _mark(good_span, good_peak), "good_peak": good_peak.strip(),
             "bad": (bad.text or "").replace("\n", " "), "bad_score": f"{bad.activation / t.scale:.1f}",
@@ -390,8 +407,9 @@ class Synthesizer:
     def _verify(self, t: Target, step: str, texts: list[str | None], prompt: str) -> list[Attempt]:
         """Encode each sample alone and check its target feature; journal each attempt.
 
-        A sample that mostly repeats its own prompt (the fragments, examples or instructions it
-        was shown) is not a new sample, however strongly it fires: small generators often echo.
+        A sample that mostly repeats its own prompt (the fragments or examples it was shown), or
+        repeats any six words of the template's instructions, is not a new sample, however
+        strongly it fires: small generators often echo.
         """
         out = []
         for j, raw in enumerate(texts):
@@ -406,7 +424,7 @@ class Synthesizer:
                 attempt.reason = "generator failed"
             elif not text:
                 attempt.reason = "empty"
-            elif copies(text, prompt):
+            elif copies(text, prompt) or copies(text, self.prompts.scaffold(step), share=0):
                 attempt.reason = "copies its prompt"
             else:
                 attempt.activation, attempt.active, attempt.span, attempt.peak = self._measure(text, t.feature)

@@ -22,15 +22,22 @@ import fac_datasets_ext
 from fac_datasets_ext.distributed import encode_one_by_one
 from fac_datasets_ext.encoder import FeatureEncoder
 
-FAST = dict(max_new_tokens=48, show_progress=False)
+FAST = dict(max_new_tokens=40, features_per_round=4, show_progress=False)
 
 
 @pytest.fixture(scope="module")
-def augmented(space, local_generator, brown_texts, anchor_texts, tmp_path_factory):
-    train = datasets.Dataset.from_dict({"text": brown_texts[:30], "label": [0] * 30})
-    task_ds = datasets.Dataset.from_dict({"text": anchor_texts[:80], "label": [1] * 80})
+def task_ds(anchor_texts):
+    return datasets.Dataset.from_dict({"instruction": anchor_texts[:80], "output": ["(task answer)"] * 80})
+
+
+@pytest.fixture(scope="module")
+def augmented(space, local_generator, heldout_texts, task_ds, tmp_path_factory):
+    """Alpaca-style rows of the same task, augmented against the task's anchor until 5 rows are accepted."""
+    train = datasets.Dataset.from_dict({"instruction": heldout_texts[:30], "input": [""] * 30,
+                                        "output": ["I will do that."] * 30})
     out = fac_datasets_ext.augment(train, task_ds, budget=5, generator=local_generator, feature_space=space,
                                    cache_dir=tmp_path_factory.mktemp("augment"), **FAST)
+    assert out.report["synthesis"]["stopped_by"] == "budget"
     return train, out
 
 
@@ -40,17 +47,17 @@ def test_augment_raises_fac_and_every_row_verifies(augmented, space):
     synthetic = ds.filter(lambda r: r["fac_synthetic"])
     assert len(synthetic) == 5 and report["new_rows"] == 5
     assert report["fac_after"] > report["fac_before"] and report["newly_covered"]
-    # The original rows come first, unchanged; new rows take the anchor's shared label.
+    # The original rows come first, unchanged; new rows are complete Alpaca rows.
     assert ds.select(range(len(train))).remove_columns(list(fac_datasets_ext.PROVENANCE_COLUMNS)).to_list() == train.to_list()
-    assert set(synthetic["label"]) == {1} and len(set(synthetic["fac_target_feature"])) >= 1
+    assert all(r["output"] and r["input"] == "" and r["instruction"] not in train["instruction"] for r in synthetic)
     # Each synthetic row re-encodes to its recorded activation, above its feature's threshold.
-    acts = encode_one_by_one(space, synthetic["text"])
+    acts = encode_one_by_one(space, synthetic["instruction"])
     thresholds = space.absolute_thresholds()
     for i, (feature, recorded) in enumerate(zip(synthetic["fac_target_feature"], synthetic["fac_activation"])):
         assert acts.activation(i, feature) == pytest.approx(recorded, rel=1e-6)
         assert recorded > thresholds[feature]
     # The map-style encoder agrees (batched, so to float noise) and shows the target active.
-    mapped = synthetic.map(FeatureEncoder(space, column="text"), batched=True)
+    mapped = synthetic.map(FeatureEncoder(space, column="instruction"), batched=True)
     for row in mapped:
         ids = list(row["fac_feature_ids"])
         assert row["fac_target_feature"] in ids
@@ -60,14 +67,15 @@ def test_augment_raises_fac_and_every_row_verifies(augmented, space):
     saved = json.loads((out.run_dir / "report.json").read_text())
     assert saved["fac_after"] == report["fac_after"]
     attempts = [json.loads(line) for line in (out.run_dir / "attempts.jsonl").read_text().splitlines()]
-    assert len(attempts) == syn["calls"] and sum(a["accepted"] for a in attempts) == 5
+    # Every draw is recorded; the calls also count one output per accepted row.
+    assert len(attempts) + 5 == syn["calls"] and sum(a["accepted"] for a in attempts) == 5
     assert all(a["passed"] == (a["activation"] > thresholds[a["feature"]]) for a in attempts)
+    assert all(a["accepted"] == (a["reason"] is None and a["step"] == "step2") for a in attempts if a["passed"])
 
 
-def test_same_call_again_reuses_the_run(augmented, local_generator, space, anchor_texts):
+def test_same_call_again_reuses_the_run(augmented, local_generator, space, task_ds):
     train, out = augmented
     before = local_generator.stats.calls
-    task_ds = datasets.Dataset.from_dict({"text": anchor_texts[:80], "label": [1] * 80})
     again = fac_datasets_ext.augment(train, task_ds, budget=5, generator=local_generator, feature_space=space,
                                      cache_dir=out.run_dir.parent, **FAST)
     assert local_generator.stats.calls == before and again.report["synthesis"]["calls_this_run"] == 0
@@ -81,8 +89,9 @@ def test_trainer_runs_on_the_augmented_dataset(augmented, tmp_path):
 
     _, out = augmented
     model, tok = load_lm(None)
-    train = out.dataset.remove_columns(list(fac_datasets_ext.PROVENANCE_COLUMNS) + ["label"])
-    train = train.map(lambda b: tok(b["text"], truncation=True, max_length=48), batched=True, remove_columns=["text"])
+    train = out.dataset.remove_columns(list(fac_datasets_ext.PROVENANCE_COLUMNS))
+    train = train.map(lambda r: tok(f"{r['instruction']}\n{r['output']}", truncation=True, max_length=48),
+                      remove_columns=train.column_names)
     args = TrainingArguments(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=2, learning_rate=1e-5,
                              report_to=[], save_strategy="no", logging_steps=1, use_cpu=True, seed=0)
     trainer = Trainer(model=model, args=args, train_dataset=train,
@@ -92,7 +101,7 @@ def test_trainer_runs_on_the_augmented_dataset(augmented, tmp_path):
 
 
 # ------------------------------------------------------------------ processes: kill -9 and accelerate
-RUN_ARGS = ["--budget", "2", "--max-features", "6", "--samples-per-feature", "1", "--max-new-tokens", "40", "--quiet"]
+RUN_ARGS = ["--budget", "2", "--max-features", "8", "--samples-per-feature", "2", "--max-new-tokens", "40", "--quiet"]
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +238,8 @@ def test_two_processes_match_one(files, reference, tmp_path):
     assert _report(cache)["synthesis"]["calls"] == _report(reference)["synthesis"]["calls"]
 
 
-@pytest.mark.parametrize("shape_columns", ["preference", pytest.param("messages", marks=pytest.mark.slow)])
+@pytest.mark.slow  # ~1-2 min each; the fast suite covers generated fields with the Alpaca shape above
+@pytest.mark.parametrize("shape_columns", ["preference", "messages"])
 def test_new_rows_keep_the_dataset_schema(shape_columns, space, local_generator, heldout_texts, anchor_texts, tmp_path):
     prompts = heldout_texts[:20]
     if shape_columns == "preference":
@@ -238,8 +248,8 @@ def test_new_rows_keep_the_dataset_schema(shape_columns, space, local_generator,
         train = datasets.Dataset.from_dict({"messages": [[{"role": "user", "content": p},
                                                           {"role": "assistant", "content": "Sure."}] for p in prompts]})
     out = fac_datasets_ext.augment(train, anchor_texts[:80], budget=1, samples_per_feature=2, max_features=8,
-                                   features_per_round=4, generator=local_generator, feature_space=space,
-                                   cache_dir=tmp_path, response_tokens=32, **FAST)
+                                   generator=local_generator, feature_space=space, cache_dir=tmp_path,
+                                   response_tokens=32, **FAST)
     new = out.dataset.filter(lambda r: r["fac_synthetic"])
     assert len(new) == 1
     assert out.dataset.column_names == train.column_names + list(fac_datasets_ext.PROVENANCE_COLUMNS)
