@@ -101,7 +101,9 @@ def test_trainer_runs_on_the_augmented_dataset(augmented, tmp_path):
 
 
 # ------------------------------------------------------------------ processes: kill -9 and accelerate
+RUN = dict(budget=2, max_features=8, samples_per_feature=2, max_new_tokens=40)
 RUN_ARGS = ["--budget", "2", "--max-features", "8", "--samples-per-feature", "2", "--max-new-tokens", "40", "--quiet"]
+"""The same run, as ``augment`` keywords and as ``fac augment`` flags."""
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +117,35 @@ def files(brown_texts, anchor_texts, tmp_path_factory):
     return folder
 
 
-def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+def _start(files: Path, cache: Path, out: Path, space, generator) -> int:
+    """Fork a process that runs what ``fac augment ... RUN_ARGS`` runs, on one thread; its pid.
+
+    Forked, it shares the loaded models (no reload per run); one torch thread, as each process
+    of the accelerate run has, so every run computes the same floats. It ends with ``os._exit``:
+    it never returns into pytest.
+    """
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            import torch
+
+            from fac_datasets_ext.cli import _write_rows
+            from fac_datasets_ext.io import load_rows
+
+            torch.set_num_threads(1)
+            out_ = fac_datasets_ext.augment(load_rows(files / "data.jsonl"), load_rows(files / "anchor.jsonl"),
+                                            generator=generator, feature_space=space, cache_dir=cache,
+                                            show_progress=False, **RUN)
+            _write_rows(out_.dataset, out)
+            code = 0
+        finally:
+            os._exit(code)
+    return pid
 
 
-def _cli(files: Path, cache: Path, out: Path) -> list[str]:
-    return ["-m", "fac_datasets_ext.cli", "augment", str(files / "data.jsonl"), "--anchor", str(files / "anchor.jsonl"),
-            "--cache-dir", str(cache), "-o", str(out), *RUN_ARGS]
+def _wait(pid: int) -> int:
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
 
 
 def _run_folder(cache: Path) -> Path | None:
@@ -157,50 +181,57 @@ def _rows(path: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def reference(files, tmp_path_factory):
-    """One uninterrupted single-process run."""
+def reference(files, space, local_generator, tmp_path_factory):
+    """One uninterrupted run."""
     cache = tmp_path_factory.mktemp("ref")
-    subprocess.run([sys.executable, *_cli(files, cache, cache / "out.jsonl")], env=_env(), check=True,
-                   capture_output=True, timeout=900)
+    assert _wait(_start(files, cache, cache / "out.jsonl", space, local_generator)) == 0
     return cache
 
 
-def _kill_when(args: list[str], ready, timeout: float = 600) -> bool:
-    """Start the CLI, SIGKILL it as soon as ``ready()``; False if it finished first."""
-    proc = subprocess.Popen([sys.executable, *args], env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _kill_when(start, ready, timeout: float = 600) -> bool:
+    """Start a run, SIGKILL it as soon as ``ready()``; False if it finished first."""
+    pid = start()
     deadline = time.monotonic() + timeout
     try:
-        while proc.poll() is None and time.monotonic() < deadline:
+        while time.monotonic() < deadline:
+            if os.waitpid(pid, os.WNOHANG)[0]:
+                return False
             if ready():
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
                 return True
             time.sleep(0.02)
         return False
     finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+        try:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
 
 
 @pytest.mark.timeout(1800)
-def test_sigkill_at_several_points_then_resume_equals_uninterrupted(files, reference, tmp_path):
+def test_sigkill_at_several_points_then_resume_equals_uninterrupted(files, reference, space, local_generator,
+                                                                    tmp_path):
     ref = _report(reference)
     ref_lines = _journal_lines(reference)
     assert ref["new_rows"] >= 1 and ref_lines > 6
     cache, out = tmp_path / "cache", tmp_path / "out.jsonl"
-    args = _cli(files, cache, out)
+
+    def start() -> int:
+        return _start(files, cache, out, space, local_generator)
+
     points = [
         ("mid-encoding", lambda: _run_folder(cache) is not None and any(_run_folder(cache).glob("encoded/data/block-*"))),
         ("first answers", lambda: _journal_lines(cache) >= 2),
         ("half way", lambda: _journal_lines(cache) >= ref_lines // 2),
     ]
     for name, ready in points:
-        assert _kill_when(args, ready), f"the run finished before the {name} kill point"
+        assert _kill_when(start, ready), f"the run finished before the {name} kill point"
     assert not out.exists()
     paid = _journaled_completions(cache)
     assert 0 < paid < ref["synthesis"]["calls"]
-    subprocess.run([sys.executable, *args], env=_env(), check=True, capture_output=True, timeout=900)
+    assert _wait(start()) == 0
     final = _report(cache)
     # Same rows, none duplicated or lost, and generator calls: answered ones were never asked again.
     assert _rows(out) == _rows(reference / "out.jsonl")
@@ -220,7 +251,10 @@ def test_two_processes_match_one(files, reference, tmp_path):
     accelerate = Path(sys.executable).parent / "accelerate"
     launch = [str(accelerate), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no"]
-    proc = subprocess.run([*launch, *_cli(files, cache, out)], env=_env(), capture_output=True, text=True, timeout=1200)
+    cli = ["-m", "fac_datasets_ext.cli", "augment", str(files / "data.jsonl"), "--anchor", str(files / "anchor.jsonl"),
+           "--cache-dir", str(cache), "-o", str(out), *RUN_ARGS]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    proc = subprocess.run([*launch, *cli], env=env, capture_output=True, text=True, timeout=1200)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert _rows(out) == _rows(reference / "out.jsonl")
     for which in ("data", "anchor"):
