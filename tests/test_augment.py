@@ -334,3 +334,18 @@ def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, spa
     assert len(endpoint.requests) == 2 * asked and second.report["synthesis"]["calls_this_run"] == asked
     assert "generator failed" not in second.report["synthesis"]["rejected"]
     assert second.report["new_rows"] >= 1  # a top span, echoed back, fires its feature
+
+
+def test_max_calls_is_never_exceeded(fake_endpoint, space, brown_texts, anchor_texts, tmp_path):
+    from fac_metric.generators import HTTPGenerator
+    from tests.servers import FAKE_MODEL, completion_body
+
+    endpoint = fake_endpoint(lambda number, payload: (200, json.dumps(completion_body(f"Note number {number}.")).encode(), 0.0))
+    gen = HTTPGenerator(endpoint.url, model=FAKE_MODEL, concurrency=1)
+    train = datasets.Dataset.from_dict({"instruction": brown_texts[:10], "output": ["x"] * 10})
+    # 4 draws per feature plus, in the worst case, one output per sample: 6 calls reserved a feature.
+    out = fac_datasets_ext.augment(train, anchor_texts[:40], max_calls=20, generator=gen, feature_space=space,
+                                   cache_dir=tmp_path, show_progress=False)
+    syn = out.report["synthesis"]
+    assert syn["stopped_by"] == "max_calls" and syn["features_tried"] >= 3
+    assert syn["calls"] == len(endpoint.requests) <= 20 and syn["calls"] > 20 - 6
