@@ -78,9 +78,12 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
                         features_per_round=features_per_round, contrastive=contrastive)
     prompts = PromptSet.load(data_shape.name, templates)
     data_items = [data_shape.encoded(row) for row in ds]
+    if data_shape.name == "preference" and any(isinstance(item, list) for item in data_items):
+        raise FacInputError("preference rows with chat-form prompts are not supported yet: give prompt, chosen and "
+                            "rejected as strings, or pass shape='messages' with a messages column")
     anchor_items, anchor_rows = _anchor_items(anchor, anchor_column)
     consts = _constants(ds, anchor_rows, data_shape, constants)
-    if relevance not in RELEVANCE_MODES and isinstance(relevance, str):
+    if isinstance(relevance, str) and relevance not in RELEVANCE_MODES:
         raise FacInputError(f"relevance={relevance!r} is not one of {RELEVANCE_MODES}, or a list of feature ids")
 
     from fac_metric.generators import get_generator
@@ -110,9 +113,14 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
                                                 batch_size=batch_size, show_progress=show_progress and ranks.main,
                                                 desc=f"{desc} anchor", work=work["anchor"])
     if isinstance(relevance, str):
-        chosen = select_relevant(relevance, anchor_prof, background=background_profile(space, delta), space=space,
-                                 generator=gen, show_progress=show_progress and ranks.main)
-        relevant, mode = chosen.features, chosen.mode
+        # Chosen once, by the main process: a judge's answers can differ between processes, and
+        # every process must work through the same missing features.
+        picked = []
+        if ranks.main:
+            chosen = select_relevant(relevance, anchor_prof, background=background_profile(space, delta), space=space,
+                                     generator=gen, show_progress=show_progress)
+            picked = [(0, ([int(f) for f in chosen.features], chosen.mode))]
+        relevant, mode = ranks.gather(picked)[0]
     else:
         relevant, mode = [int(f) for f in relevance], "given"
     before = fac(data_prof, anchor_prof, relevant=relevant, relevance=mode)
@@ -285,7 +293,8 @@ def _assemble(ds, shape: DataShape, rows, constants: Mapping[str, Any], generato
     original = ds
     for name, values in (("fac_synthetic", [False] * n), ("fac_target_feature", [None] * n),
                          ("fac_activation", [None] * n), ("fac_generator", [None] * n)):
-        original = original.add_column(name, values, feature=features[name])
+        if name not in ds.column_names:  # an already augmented dataset keeps its provenance
+            original = original.add_column(name, values, feature=features[name])
     if not rows:
         return original
     new = [{**shape.new_row(r.text, r.generated, ds.column_names, constants), "fac_synthetic": True,

@@ -272,13 +272,17 @@ def cmd_augment(args) -> int:
         except ValueError:
             constants[name] = value  # a bare word is a string
     data, anchor = load_rows(args.data), load_rows(args.anchor)
+    ranks = Ranks.current()
+    local = not args.generator.startswith(("http://", "https://"))
+    on_device = {"device": ranks.device} if local and ranks.device else {}  # each process on its own GPU
     out = augment(data, anchor, args.budget, args.max_calls, args.samples_per_feature, args.column,
-                  get_generator(args.generator, model=args.generator_model), args.relevance, args.threshold, args.seed,
+                  get_generator(args.generator, model=args.generator_model, **on_device), args.relevance,
+                  args.threshold, args.seed,
                   args.cache_dir, feature_space=args.feature_space, shape=args.shape, anchor_column=args.anchor_column,
                   constants=constants, templates=args.templates, max_features=args.max_features,
                   max_new_tokens=args.max_new_tokens, show_progress=not args.quiet,
                   load_from_cache_file=not args.fresh)
-    if not Ranks.current().main:
+    if not ranks.main:
         return 0
     _write_rows(out.dataset, Path(args.out))
     r, syn = out.report, out.report["synthesis"]

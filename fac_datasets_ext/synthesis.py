@@ -20,6 +20,7 @@ restarted, asks the generator only for what it had not answered. Every random dr
 
 from __future__ import annotations
 
+import hashlib
 import re
 import unicodedata
 import zlib
@@ -261,7 +262,9 @@ class Synthesizer:
         attempts: list[Attempt] = []
         calls = 0
         tried: list[int] = []
-        per_feature = self.settings.draws + self.settings.samples_per_feature * len(self.shape.responses)
+        # Worst case per feature: every draw, then a response for every sample that can become a row.
+        finals = self.settings.samples_per_feature if self.settings.contrastive else self.settings.draws
+        per_feature = self.settings.draws + finals * len(self.shape.responses)
         stopped_by = "exhausted"
         bar = tqdm(total=budget or len(features), desc="Synthesising", unit="row" if budget else "feature",
                    disable=not (self.show_progress and self.ranks.main))
@@ -288,15 +291,21 @@ class Synthesizer:
                 calls += len(feature_attempts)  # one attempt per completion drawn
                 attempts.extend(feature_attempts)
                 new_rows.extend(self._accept(feature, feature_attempts))
-            over = new_rows[budget - len(rows):] if budget is not None else []
-            new_rows = new_rows[: len(new_rows) - len(over)]
-            completed, response_calls = self._complete(new_rows)
-            calls += response_calls
+            # Complete rows in order until the budget is met: a row whose response comes back empty
+            # is replaced by the next accepted sample, so rounds' boundaries cannot change the rows.
+            pending, completed, asked = new_rows, [], []
+            while pending and (budget is None or len(rows) + len(completed) < budget):
+                need = len(pending) if budget is None else budget - len(rows) - len(completed)
+                batch, pending = pending[:need], pending[need:]
+                done, response_calls = self._complete(batch)
+                calls += response_calls
+                completed += done
+                asked += batch
             rows.extend(completed)
             # Attempts say what became of them: beyond the budget, or a response came back empty.
             kept = {(r.feature, r.index) for r in completed}
-            dropped = {(r.feature, r.index): "over budget" for r in over}
-            dropped.update({(r.feature, r.index): "empty response" for r in new_rows if (r.feature, r.index) not in kept})
+            dropped = {(r.feature, r.index): "over budget" for r in pending}
+            dropped.update({(r.feature, r.index): "empty response" for r in asked if (r.feature, r.index) not in kept})
             for a in attempts:
                 if a.accepted and (a.feature, a.index) in dropped and a.step != "step1":
                     a.accepted, a.reason = False, dropped[(a.feature, a.index)]
@@ -350,7 +359,7 @@ class Synthesizer:
             shown[t.feature] = self.prompts.fill("step2", **self._describe(t), **{**contrast, **generated})
         drawn = self._draw("step2", step2, s.samples_per_feature, s.max_new_tokens)
         for t in targets:
-            out[t.feature] += self._verify(t, "step2", drawn[t.feature], shown[t.feature])
+            out[t.feature] += self._verify(t, "step2", drawn[t.feature], step2[t.feature], shown[t.feature])
         return out
 
     def _describe(self, t: Target) -> dict[str, str]:
@@ -383,8 +392,7 @@ class Synthesizer:
         out: dict[int, list[str | None]] = {}
         todo = []
         for feature, prompt in prompts.items():
-            key = f"gen|{step}|{feature}"
-            known = self.journal.get(key)
+            known = self.journal.get(_answer_key(step, feature, prompt))
             if known is not None and len(known) == n:
                 out[feature] = known
             else:
@@ -398,13 +406,14 @@ class Synthesizer:
                 seed=[draw_seed(self.seed, f, step) for f, _ in part], errors="none",
             )
             self.calls_now += n * len(part)
-            for (feature, _), texts in zip(part, answers):
+            for (feature, prompt), texts in zip(part, answers):
                 out[feature] = texts
                 if all(t is not None for t in texts):  # a failed request is asked again on resume
-                    self.journal.put(f"gen|{step}|{feature}", texts)
+                    self.journal.put(_answer_key(step, feature, prompt), texts)
         return out
 
-    def _verify(self, t: Target, step: str, texts: list[str | None], prompt: str) -> list[Attempt]:
+    def _verify(self, t: Target, step: str, texts: list[str | None], prompt: str,
+                shown: str | None = None) -> list[Attempt]:
         """Encode each sample alone and check its target feature; journal each attempt.
 
         A sample that mostly repeats its own prompt (the fragments or examples it was shown), or
@@ -413,7 +422,7 @@ class Synthesizer:
         """
         out = []
         for j, raw in enumerate(texts):
-            key = f"attempt|{step}|{t.feature}|{j}"
+            key = f"attempt|{_answer_key(step, t.feature, prompt)[4:]}|{j}"
             known = self.journal.get(key)
             if known is not None:
                 out.append(Attempt(**known))
@@ -424,7 +433,7 @@ class Synthesizer:
                 attempt.reason = "generator failed"
             elif not text:
                 attempt.reason = "empty"
-            elif copies(text, prompt) or copies(text, self.prompts.scaffold(step), share=0):
+            elif copies(text, shown or prompt) or copies(text, self.prompts.scaffold(step), share=0):
                 attempt.reason = "copies its prompt"
             else:
                 attempt.activation, attempt.active, attempt.span, attempt.peak = self._measure(text, t.feature)
@@ -488,6 +497,13 @@ class Synthesizer:
                 if text is not None:
                     self.journal.put(keys[k], out[k])
         return out
+
+
+def _answer_key(step: str, feature: int, prompt: str) -> str:
+    """Journal key of the answers to one prompt: a changed prompt (e.g. a step-2 pair rebuilt
+    after a failed step-1 request was answered on resume) is a new request, never an old answer."""
+    digest = hashlib.blake2b(prompt.encode("utf-8"), digest_size=8).hexdigest()
+    return f"gen|{step}|{feature}|{digest}"
 
 
 def _mark(span: str, peak: str) -> str:

@@ -349,3 +349,7 @@ def test_max_calls_is_never_exceeded(fake_endpoint, space, brown_texts, anchor_t
     syn = out.report["synthesis"]
     assert syn["stopped_by"] == "max_calls" and syn["features_tried"] >= 3
     assert syn["calls"] == len(endpoint.requests) <= 20 and syn["calls"] > 20 - 6
+    # An augmented dataset can be augmented again: its provenance columns are kept, not duplicated.
+    again = fac_datasets_ext.augment(out.dataset, anchor_texts[:40], max_calls=0, generator=gen, feature_space=space,
+                                     cache_dir=tmp_path, show_progress=False)
+    assert again.dataset.to_list() == out.dataset.to_list() and again.report["synthesis"]["stopped_by"] == "max_calls"
