@@ -77,7 +77,7 @@ def ours(space, texts, batch_size):
 
 
 def throughput(args) -> dict:
-    from fac_metric.scoring import get_feature_space
+    from fac_metric import get_feature_space
 
     space = get_feature_space(args.feature_space)
     texts = texts_for_benchmark(args.n_texts)
@@ -108,20 +108,19 @@ def _rss_child(n_texts: int, feature_space: str | None) -> None:
     texts to a few minutes on 2 cores: what grows with the number of texts is what this
     measures, not the cost per token.
     """
-    from fac_metric.feature_space import FeatureSpace
-    from fac_metric.profile import FeatureProfile
+    from fac_metric.space.feature_space import FeatureSpace
 
     space = FeatureSpace.load(feature_space, text_format="raw")
     texts = texts_for_benchmark(n_texts, sentences_per_text=1)
     space.encode(texts[:256], show_progress=False)  # warm-up: allocator pools, lazy imports
     with PeakRSS(interval=0.02) as rss:
-        FeatureProfile.from_texts(space, iter(texts), show_progress=False)
+        space.profile(iter(texts), show_progress=False)
     print(json.dumps({"n_texts": n_texts, "baseline_mb": rss.base, "growth_mb": rss.growth}))
 
 
 def dtype_speed(args) -> dict:
     """``FeatureSpace.encode`` in bf16 vs fp32 on the same texts, alternating, medians."""
-    from fac_metric.feature_space import FeatureSpace
+    from fac_metric.space.feature_space import FeatureSpace
 
     texts = texts_for_benchmark(args.n_texts)
     spaces = {d: FeatureSpace.load(args.feature_space, dtype=d) for d in ("float32", "bfloat16")}

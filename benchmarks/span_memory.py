@@ -64,8 +64,8 @@ def make_texts(start: int, stop: int, words: int):
 def child(args) -> None:
     import torch
 
-    from fac_metric.feature_space import FeatureSpace
-    from fac_metric.spans import collect_spans
+    from fac_metric.space.feature_space import FeatureSpace
+    from fac_metric.meaning.spans import collect_spans
 
     t0 = time.perf_counter()
     space = FeatureSpace.load(args.feature_space, dtype="float32", text_format=args.text_format)

@@ -16,10 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from fac_metric.examples import load_example
-from fac_metric.profile import FeatureProfile, fac
-from fac_metric.relevance import select_relevant
-from fac_metric.scoring import background_profile, get_feature_space
+from fac_metric import Scorer, get_feature_space, load_example
 
 
 def main() -> None:
@@ -35,11 +32,11 @@ def main() -> None:
     rows = []
     for mode in args.modes.split(","):
         for delta in map(float, args.deltas.split(",")):
-            thr = space.absolute_thresholds(delta)
-            prof = {k: FeatureProfile.from_activations(a, thr, delta, space.fingerprint) for k, a in acts.items()}
-            ten = FeatureProfile.from_activations(acts["anchor"].select(range(10)), thr, delta, space.fingerprint)
-            relevant = select_relevant(mode, prof["anchor"], background=background_profile(space, delta)).features
-            same, other, small = (fac(p, prof["anchor"], relevant=relevant) for p in (prof["held"], prof["brown"], ten))
+            scorer = Scorer(space, threshold=delta, relevance=mode)  # encode once, score at every δ
+            prof = {k: scorer.profile(a) for k, a in acts.items()}
+            ten = scorer.profile(acts["anchor"].select(range(10)))
+            relevant = scorer.relevant(prof["anchor"])
+            same, other, small = (scorer.fac(p, prof["anchor"], relevant) for p in (prof["held"], prof["brown"], ten))
             rows.append({"mode": mode, "delta": delta, "relevant": same.n_reference, "fac_same_task": round(same.fac, 3),
                          "fac_unrelated": round(other.fac, 3), "gap": round(same.fac - other.fac, 3),
                          "fac_10_anchor_texts": round(small.fac, 3)})

@@ -28,13 +28,13 @@ from pathlib import Path
 
 import numpy as np
 
-from fac_metric.corpora import split_heldout
+from fac_metric.training.corpora import split_heldout
 from fac_metric.examples import load_example
-from fac_metric.explain import CANNOT_TELL, explain_features
-from fac_metric.generators import get_generator
-from fac_metric.scoring import get_feature_space
-from fac_metric.spans import SPAN_TOKENS
-from fac_metric.train_space import TrainSpaceArgs, default_rows, row_items
+from fac_metric.meaning.explain import CANNOT_TELL, explain_features
+from fac_metric.llm.generators import get_generator
+from fac_metric import get_feature_space
+from fac_metric.meaning.spans import SPAN_TOKENS
+from fac_metric.training.train_space import TrainSpaceArgs, default_rows, row_items
 
 _SCORE_PROMPT = ('A feature of a language model is described as: "{label}".\n\nText: "{text}"\n\n'
                  "Does the description fit the end of this text? Answer Yes or No.")
@@ -49,7 +49,7 @@ def heldout_texts(work_dir: Path) -> list:
 def build_cases(space, texts: list, n_features: int, per_class: int, seed: int) -> list[dict]:
     """Per sampled feature: ``per_class`` activating and non-activating held-out spans."""
     tok = space.reader.tokenizer
-    thr = space.absolute_thresholds()
+    thr = space.threshold.per_latent
     pos: dict[int, list] = {}
     fired = np.zeros((len(texts), space.d_sae), bool)  # 8192 x ~1k booleans: small enough here
     tokens: list[list[int]] = []

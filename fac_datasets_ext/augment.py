@@ -25,13 +25,10 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from fac_metric.errors import FacInputError
-from fac_metric.explain import feature_spans
-from fac_metric.models import cache_dir as fac_cache_dir
-from fac_metric.profile import FeatureProfile, fac
-from fac_metric.relevance import DEFAULT_RELEVANCE, RELEVANCE_MODES, select_relevant
-from fac_metric.scoring import background_profile, get_feature_space
-from fac_metric.spans import TopSpans
+from fac_metric import FacInputError, RelevanceSpec, Scorer, get_feature_space
+from fac_metric.meaning import TopSpans, feature_spans
+from fac_metric.measure import DEFAULT_RELEVANCE
+from fac_metric.space import cache_dir as fac_cache_dir
 
 from .distributed import Ranks, encode_one_by_one, profile_spread
 from .journal import Journal
@@ -57,9 +54,11 @@ class AugmentResult:
 
 
 def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None, samples_per_feature: int = 2,
-            column: str | None = None, generator: Any = "local", relevance: str | Sequence[int] = DEFAULT_RELEVANCE,
-            threshold: float | None = None, seed: int = 0, cache_dir: str | os.PathLike | None = None, *,
-            feature_space: Any = None, shape: str | None = None, anchor_column: str | None = None,
+            column: str | None = None, generator: Any = "local",
+            relevance: str | Sequence[int] | RelevanceSpec = DEFAULT_RELEVANCE, threshold: float | None = None,
+            seed: int = 0, cache_dir: str | os.PathLike | None = None, *, feature_space: Any = None,
+            shape: str | None = None, anchor_column: str | None = None, contrast: Any = None, alpha: float | None = None,
+            guideline: str | None = None, judge: Any = None, max_judged: int | None = None,
             constants: Mapping[str, Any] | None = None, templates: Any = None, max_features: int | None = None,
             features_per_round: int = 8, max_new_tokens: int = 96, response_tokens: int = 160,
             contrastive: bool = True, show_progress: bool = True, **map_kwargs: Any) -> AugmentResult:
@@ -83,21 +82,23 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
                             "rejected as strings, or pass shape='messages' with a messages column")
     anchor_items, anchor_rows = _anchor_items(anchor, anchor_column)
     consts = _constants(ds, anchor_rows, data_shape, constants)
-    if isinstance(relevance, str) and relevance not in RELEVANCE_MODES:
-        raise FacInputError(f"relevance={relevance!r} is not one of {RELEVANCE_MODES}, or a list of feature ids")
 
-    from fac_metric.generators import get_generator
+    from fac_metric.llm import get_generator
 
     ranks = Ranks.current()
     on_device = {"device": ranks.device} if ranks.device else {}  # each process on its own GPU
-    # A bad generator fails here, before any encoding.
+    # A bad generator, relevance or δ fails here, before any encoding.
     local = isinstance(generator, str) and not generator.startswith(("http://", "https://"))
     gen = get_generator(generator, **(on_device if local else {}))
-    space = get_feature_space(feature_space, **on_device)
-    delta = space.threshold if threshold is None else float(threshold)
-    thresholds = space.absolute_thresholds(delta)
-    key = _run_key(data_items, anchor_items, space.fingerprint, delta, relevance, gen.name, seed, asdict(settings),
-                   prompts.fingerprint(), data_shape)
+    spec = RelevanceSpec.of(relevance, contrast=contrast, alpha=alpha, guideline=guideline, max_judged=max_judged,
+                            generator=judge if judge is not None else gen)
+    # fp32 whatever the CPU: bf16 activations depend on a text's batch-mates, and the encodings
+    # decide which samples are kept, which must not depend on how many processes run.
+    space = get_feature_space(feature_space, dtype="float32", **on_device)
+    scorer = Scorer(space, threshold=threshold, relevance=spec, show_progress=show_progress and ranks.main)
+    thr = scorer.threshold
+    key = _run_key(data_items, anchor_items, space.fingerprint, thr.delta, spec.describe(), gen.name, seed,
+                   asdict(settings), prompts.fingerprint(), data_shape)
     run_dir = Path(cache_dir) if cache_dir is not None else fac_cache_dir() / "augment"
     run_dir = run_dir / key
     if not map_kwargs.get("load_from_cache_file", True) and ranks.main and run_dir.exists():
@@ -106,47 +107,39 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     batch_size = int(map_kwargs.get("batch_size") or 32)
     desc = map_kwargs.get("desc") or "Encoding"
     work: dict[str, Any] = {"rank": ranks.rank, "world": ranks.world, "data": {}, "anchor": {}}
-    data_prof, data_active = profile_spread(space, data_items, ranks, delta, cache=run_dir / "encoded" / "data",
+    data_prof, data_active = profile_spread(space, data_items, ranks, thr, cache=run_dir / "encoded" / "data",
                                             batch_size=batch_size, show_progress=show_progress and ranks.main,
                                             desc=f"{desc} data", work=work["data"])
-    anchor_prof, anchor_active = profile_spread(space, anchor_items, ranks, delta, cache=run_dir / "encoded" / "anchor",
+    anchor_prof, anchor_active = profile_spread(space, anchor_items, ranks, thr, cache=run_dir / "encoded" / "anchor",
                                                 batch_size=batch_size, show_progress=show_progress and ranks.main,
                                                 desc=f"{desc} anchor", work=work["anchor"])
-    if isinstance(relevance, str):
-        # Chosen once, by the main process: a judge's answers can differ between processes, and
-        # every process must work through the same missing features.
-        picked = []
-        if ranks.main:
-            chosen = select_relevant(relevance, anchor_prof, background=background_profile(space, delta), space=space,
-                                     generator=gen, show_progress=show_progress)
-            picked = [(0, ([int(f) for f in chosen.features], chosen.mode))]
-        relevant, mode = ranks.gather(picked)[0]
-    else:
-        relevant, mode = [int(f) for f in relevance], "given"
-    before = fac(data_prof, anchor_prof, relevant=relevant, relevance=mode)
+    # Chosen once, by the main process: a judge's answers can differ between processes, and
+    # every process must work through the same missing features.
+    chosen = ranks.gather([(0, scorer.relevant(anchor_prof))] if ranks.main else [])[0]
+    before = scorer.fac(data_prof, anchor_prof, chosen)
     missing = before.missing[:max_features] if max_features is not None else before.missing
 
     def make_target(feature: int) -> Target:
         spans = _anchor_spans(space, anchor_items, anchor_active, feature)
         scale = float(space.scales[feature])
         summary = _plain(space.fact(feature).get("summary"))
-        return Target(feature, summary, tuple(feature_spans(space, feature, spans)), scale, float(thresholds[feature]))
+        return Target(feature, summary, tuple(feature_spans(space, feature, spans)), scale,
+                      float(thr.per_latent[feature]))
 
     dedup = DedupIndex([_as_text(item) for item in data_items], data_active, settings.near_duplicate)
     synth = Synthesizer(space, gen, data_shape, prompts, Journal(run_dir / "journal", ranks.rank), settings=settings,
-                        seed=seed, delta=delta, dedup=dedup, ranks=ranks, show_progress=show_progress)
+                        seed=seed, threshold=thr, dedup=dedup, ranks=ranks, show_progress=show_progress)
     result = synth.run(missing, make_target, budget=budget, max_calls=max_calls)
     # Who did what: each process' encoded blocks, features and generator calls (for logs and tests).
     work.update(features=synth.features_done, calls=synth.calls_now)
     _write_json(run_dir / "work" / f"rank-{ranks.rank}.json", work)
 
-    after_prof = data_prof.merge(FeatureProfile.from_activations(
-        encode_one_by_one(space, [r.text for r in result.rows]), thresholds, delta, space.fingerprint)) \
+    after_prof = data_prof.merge(scorer.profile(encode_one_by_one(space, [r.text for r in result.rows]), name="new rows")) \
         if result.rows else data_prof
-    after = fac(after_prof, anchor_prof, relevant=relevant, relevance=mode)
+    after = scorer.fac(after_prof, anchor_prof, chosen)
     out = _assemble(ds, data_shape, result.rows, consts, gen.name, keep_in_memory=map_kwargs.get("keep_in_memory"))
-    report = _report(before, after, result, gen.name, data_shape, settings, seed, delta, budget, max_calls, missing,
-                     consts, len(ds), run_dir)
+    report = _report(before, after, result, gen.name, data_shape, settings, seed, thr.delta, budget, max_calls,
+                     missing, consts, len(ds), run_dir)
     if ranks.main:
         _write_json(run_dir / "report.json", report)
         data_prof.save(run_dir / "profiles" / "data")
@@ -162,7 +155,7 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
 
 def augment_with_fac(self, anchor, budget: int | None = None, max_calls: int | None = None,
                      samples_per_feature: int = 2, column: str | None = None, generator: Any = "local",
-                     relevance: str | Sequence[int] = DEFAULT_RELEVANCE, threshold: float | None = None,
+                     relevance: str | Sequence[int] | RelevanceSpec = DEFAULT_RELEVANCE, threshold: float | None = None,
                      seed: int = 0, cache_dir: str | os.PathLike | None = None, **kwargs: Any):
     """A new dataset: these rows unchanged, plus verified synthetic rows covering the features
     ``anchor`` covers and these rows miss (FAC Synthesis), each with provenance columns.
@@ -173,9 +166,13 @@ def augment_with_fac(self, anchor, budget: int | None = None, max_calls: int | N
     ``samples_per_feature``: step-2 draws per feature (1-2 in the paper). ``column``/``shape=``:
     override what is encoded and synthesised (see :mod:`fac_datasets_ext.shapes`).
     ``generator``: ``"local"`` (the embedded model), a model folder, an ``http(s)://.../v1``
-    endpoint, or a ``Generator``. ``relevance``: ``"contrast"``, ``"all"``, ``"judge"`` or a list of
-    feature ids. ``threshold``: δ (default: the space's). ``seed``: same seed, same rows, for 1 or N
-    processes. ``cache_dir``: where the run folder (journal, encodings, ``report.json``) lives.
+    endpoint, or a ``Generator``. ``relevance``: ``"contrast"``, ``"all"``, ``"judge"``, a list of
+    feature ids or a ``RelevanceSpec``, with the same options as ``fac_metric.score``:
+    ``contrast=``, ``alpha=``, ``guideline=``, ``max_judged=`` and ``judge=`` (the judge's LLM;
+    default: ``generator``). ``threshold``: δ (default: the space's). ``seed``: same seed, same
+    rows, for 1 or N processes. ``cache_dir``: where the run folder (journal, encodings,
+    ``report.json``) lives. Encoding runs in float32 whatever the CPU or GPU, so that which
+    samples are kept never depends on batches or the number of processes.
 
     Keyword-only: ``feature_space``, ``shape``, ``anchor_column``, ``constants`` (values for
     columns not generated, e.g. ``{"label": 1}``; by default a value every anchor row shares),

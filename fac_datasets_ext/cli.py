@@ -1,8 +1,10 @@
 """The ``fac`` command: ``fac score``, ``fac explain``, ``fac augment``, ``fac spans``, ``fac train-sae``.
 
-Owns: argument parsing, reading files through ``datasets``, the one-line summary on stdout and
-turning fac's own errors into a one-line message with exit code 2 (never a traceback). Must
-not: hold measurement logic; it calls ``fac_metric``.
+Owns: argument parsing (each option shared by several commands defined once), reading files
+through ``datasets``, the one-line summary on stdout and turning fac's own errors into a
+one-line message with exit code 2 (a traceback only with ``--debug``). Must not: hold
+measurement logic (it calls ``fac_metric``'s public names), or import anything heavy before a
+command runs: ``fac --help`` answers in well under a second (``benchmarks/cli_startup.py``).
 
     fac score train.jsonl --anchor task.jsonl --out fac_report
     fac score train.jsonl --anchor task.jsonl --relevance judge --guideline instruction_following \
@@ -25,37 +27,66 @@ from pathlib import Path
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
-def _add_score(sub) -> None:
-    p = sub.add_parser("score", help="FAC of a dataset against an anchor, with a report")
-    p.add_argument("data", help="jsonl/json/csv/parquet/txt file, or a folder saved with Dataset.save_to_disk")
-    p.add_argument("--anchor", help="the task's representative data (same formats), or a saved profile folder")
-    p.add_argument("--column", help="column holding the texts (default: text, messages, prompt, ...)")
-    p.add_argument("--anchor-column", help="column of the anchor's texts (default: as --column)")
+DATA_FORMATS = "jsonl/json/csv/parquet/txt file, or a folder saved with Dataset.save_to_disk"
+
+
+def _add_data_options(p, *, anchor_required: bool = False) -> None:
+    """What to read: the anchor and the columns (texts are chosen by the data's shape)."""
+    p.add_argument("--anchor", required=anchor_required,
+                   help="the task's representative data (same formats)" + ("" if anchor_required else
+                                                                           ", or a saved profile folder"))
+    p.add_argument("--column", help="column to encode (default: chosen by the data's shape: text, messages, "
+                                    "prompt/chosen/rejected, instruction/output; see fac_datasets_ext.shapes)")
+    p.add_argument("--anchor-column", help="column of the anchor's texts (default: chosen by the anchor's shape)")
+
+
+def _add_space_options(p) -> None:
+    """Where features are read, and at what δ."""
     p.add_argument("--feature-space", help="feature-space folder or Hub repo id (default: the embedded one)")
-    p.add_argument("--threshold", type=float, help="δ relative to each latent's scale (default: the space's)")
-    _add_relevance_options(p)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--out", default="fac_report", help="folder for report.md, report.html, result.json, coverage.png")
-    p.add_argument("--save-profiles", action="store_true", help="also save data/anchor profiles in --out")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.add_argument("--threshold", type=float, help="δ, relative to each latent's scale (default: the space's, 1.5)")
+
+
+def _add_generator_options(p, *, default: str | None, purpose: str) -> None:
+    """The LLM a command prompts (``--generator`` is declared here only)."""
+    p.add_argument("--generator", default=default,
+                   help=f"LLM {purpose}: 'local' (the embedded SmolLM2), a model folder, or an OpenAI-compatible "
+                        f"URL such as http://127.0.0.1:8000/v1 (default: {default or 'none'})")
+    p.add_argument("--generator-model", help="model id at an HTTP --generator (default: the only one it serves)")
 
 
 def _add_relevance_options(p) -> None:
-    from fac_metric.relevance import DEFAULT_ALPHA, DEFAULT_MAX_JUDGED, RELEVANCE_MODES, shipped_guidelines
+    """How the task-relevant features are chosen (fac score, fac explain, fac augment)."""
+    from fac_metric.measure import (DEFAULT_ALPHA, DEFAULT_MAX_JUDGED, DEFAULT_RELEVANCE, RELEVANCE_MODES,
+                                    shipped_guidelines)
 
-    p.add_argument("--relevance", choices=RELEVANCE_MODES, default="contrast",
+    p.add_argument("--relevance", choices=RELEVANCE_MODES, default=DEFAULT_RELEVANCE,
                    help="how task-relevant features are chosen (default: contrast, a significance test against "
-                        "the background or --contrast)")
+                        "the background or --contrast; judge: the --generator judges each feature)")
     p.add_argument("--contrast", help="contrast set for --relevance contrast (e.g. the negative class), same formats")
-    p.add_argument("--contrast-column", help="column of the contrast set's texts (default: as --column)")
+    p.add_argument("--contrast-column", help="column of the contrast set's texts (default: chosen by its shape)")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="false-discovery rate of the contrast test")
-    p.add_argument("--generator", help="LLM for judging/explaining: 'local' (the embedded SmolLM2), a model folder, "
-                                       "or an OpenAI-compatible URL such as http://127.0.0.1:8000/v1")
-    p.add_argument("--generator-model", help="model id at an HTTP --generator (default: the only one it serves)")
     p.add_argument("--guideline", help=f"task guideline for --relevance judge: one of {shipped_guidelines()} or "
                                        "your own sentence")
     p.add_argument("--max-judged", type=int, default=DEFAULT_MAX_JUDGED,
                    help="judge only the anchor's N most frequent candidate features (caps LLM calls)")
+
+
+def _add_run_options(p, *, batch: bool = True) -> None:
+    if batch:
+        p.add_argument("--batch-size", type=int, default=32, help="texts per forward pass when encoding")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def _add_score(sub) -> None:
+    p = sub.add_parser("score", help="FAC of a dataset against an anchor, with a report")
+    p.add_argument("data", help=DATA_FORMATS)
+    _add_data_options(p)
+    _add_space_options(p)
+    _add_relevance_options(p)
+    _add_generator_options(p, default=None, purpose="that judges features for --relevance judge")
+    p.add_argument("--out", default="fac_report", help="folder for report.md, report.html, result.json, coverage.png")
+    p.add_argument("--save-profiles", action="store_true", help="also save data/anchor profiles in --out")
+    _add_run_options(p)
 
 
 def _add_train(sub) -> None:
@@ -63,40 +94,39 @@ def _add_train(sub) -> None:
     p.add_argument("--out", required=True, help="feature-space folder to write")
     p.add_argument("--work-dir", default=".work/train", help="residual shards and checkpoints (resume from here)")
     p.add_argument("--model", default=None, help="causal LM: local folder or Hub id (default: SmolLM2-135M-Instruct)")
-    p.add_argument("--layer", type=int, default=15)
+    p.add_argument("--layer", type=int, default=15, help="decoder layer whose output the SAE reads (default 15)")
     p.add_argument("--data", nargs="*", help="training files (default: the package corpora of docs/feature_space.md)")
     p.add_argument("--column", help="text column of --data files (strings are encoded raw, chats as chats)")
-    p.add_argument("--d-sae", type=int, default=8192)
-    p.add_argument("--k", type=int, default=32)
-    p.add_argument("--lr", type=float, default=1.2e-3)
-    p.add_argument("--epochs", type=float, default=1.0)
+    p.add_argument("--d-sae", type=int, default=8192, help="number of SAE latents (default 8192)")
+    p.add_argument("--k", type=int, default=32, help="latents active per token in the TopK SAE (default 32)")
+    p.add_argument("--lr", type=float, default=1.2e-3, help="learning rate (default 1.2e-3)")
+    p.add_argument("--epochs", type=float, default=1.0, help="passes over the residual shards (default 1)")
     p.add_argument("--max-tokens", type=int, default=1_350_000, help="size of the default corpus, in tokens")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
+                   help="dtype the LM runs in while residuals are extracted (default float32)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the SAE's initialisation and data order")
+    _add_run_options(p, batch=False)
 
 
 def _add_spans(sub) -> None:
     p = sub.add_parser("spans", help="collect every feature's top-activating spans and LLM-free labels into a feature space")
     p.add_argument("data", nargs="*", help="corpus files (default: the default space's own training corpus)")
     p.add_argument("--feature-space", help="feature-space folder (default: the embedded one)")
-    p.add_argument("--column", help="text column of the data files")
+    p.add_argument("--column", help="text column of the data files (default: chosen by the data's shape)")
     p.add_argument("--out", help="folder to write features.jsonl and stats into (default: the feature-space folder)")
     p.add_argument("--k", type=int, default=20, help="examples kept per feature while streaming (10 are stored)")
     p.add_argument("--max-tokens", type=int, default=600_000, help="cap on the default corpus, in tokens")
     p.add_argument("--work-dir", default=".work/train", help="where the default corpus is downloaded")
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--quiet", action="store_true")
+    _add_run_options(p)
 
 
 def cmd_spans(args) -> int:
     import shutil
 
-    from fac_metric.corpora import split_heldout
-    from fac_metric.feature_space import FeatureSpace, _resolve_space
-    from fac_metric.train_space import TrainSpaceArgs, default_rows, describe, rows_within
+    from fac_metric.space import FeatureSpace, resolve_space_folder
+    from fac_metric.training import TrainSpaceArgs, default_rows, describe, rows_within, split_heldout
 
-    folder = _resolve_space(args.feature_space)
+    folder = resolve_space_folder(args.feature_space)
     space = FeatureSpace.load(folder)
     if args.data:
         rows = _read_rows(args.data, args.column)
@@ -113,16 +143,10 @@ def cmd_spans(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from fac_metric.profile import FeatureProfile
-    from fac_metric.report import summary_line, write_report
+    from fac_metric.meaning import summary_line, write_report
 
-    from .io import read_texts
-
-    data = read_texts(args.data, args.column)
-    anchor = None
-    if args.anchor is not None:
-        anchor = args.anchor if FeatureProfile.is_saved(args.anchor) else read_texts(args.anchor, args.anchor_column or args.column)
-    out = _score(args, data, anchor)
+    out = _score(args, _texts_or_profile(args.data, args.column),
+                 _texts_or_profile(args.anchor, args.anchor_column) if args.anchor is not None else None)
     write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor))
     if args.save_profiles:
         out.data_profile.save(Path(args.out) / "data_profile")
@@ -133,52 +157,57 @@ def cmd_score(args) -> int:
     return 0
 
 
-def _generator(args):
+def _texts_or_profile(path: str, column: str | None):
+    """A saved profile folder as it is, else the texts the file's rows encode (by its shape)."""
+    from fac_metric import FeatureProfile
+
+    from .io import read_texts
+
+    return path if FeatureProfile.is_saved(path) else read_texts(path, column)
+
+
+def _generator(args, **kwargs):
     if not args.generator:
         return None
-    from fac_metric.generators import get_generator
+    from fac_metric.llm import get_generator
 
-    return get_generator(args.generator, model=args.generator_model)
+    return get_generator(args.generator, model=args.generator_model, **kwargs)
+
+
+def _relevance(args, generator=None):
+    """The ``RelevanceSpec`` of the relevance options, checked before anything is read or encoded."""
+    from fac_metric import RelevanceSpec
+
+    contrast = _texts_or_profile(args.contrast, args.contrast_column) if args.contrast else None
+    return RelevanceSpec.of(args.relevance, contrast=contrast, alpha=args.alpha, guideline=args.guideline,
+                            max_judged=args.max_judged,
+                            generator=(generator or _generator(args)) if args.relevance == "judge" else None)
 
 
 def _score(args, data, anchor):
     """``score()`` with the relevance options shared by ``fac score`` and ``fac explain``."""
-    from fac_metric.profile import FeatureProfile
-    from fac_metric.scoring import score
+    from fac_metric import score
 
-    from .io import read_texts
-
-    contrast = None
-    if args.contrast:
-        contrast = args.contrast if FeatureProfile.is_saved(args.contrast) else read_texts(
-            args.contrast, args.contrast_column or args.column)
-    return score(data, anchor, feature_space=args.feature_space, threshold=args.threshold, relevance=args.relevance,
-                 contrast=contrast, generator=_generator(args) if args.relevance == "judge" else None,
-                 guideline=args.guideline, max_judged=args.max_judged, alpha=args.alpha,
+    return score(data, anchor, feature_space=args.feature_space, threshold=args.threshold, relevance=_relevance(args),
                  batch_size=args.batch_size, show_progress=not args.quiet)
 
 
 def _add_explain(sub) -> None:
     p = sub.add_parser("explain", help="what missing (or given) features mean and where they fire, as a report")
     p.add_argument("data", nargs="?", help="dataset whose missing features to explain (as in `fac score`)")
-    p.add_argument("--anchor", help="the task's representative data")
     p.add_argument("--features", help="comma-separated feature ids to explain instead of a dataset's missing ones")
-    p.add_argument("--column")
-    p.add_argument("--anchor-column")
-    p.add_argument("--feature-space")
-    p.add_argument("--threshold", type=float)
+    _add_data_options(p)
+    _add_space_options(p)
     _add_relevance_options(p)
+    _add_generator_options(p, default=None, purpose="that explains features (and judges them for --relevance judge)")
     p.add_argument("-n", "--n-features", type=int, default=20, help="missing features to explain (default 20)")
-    p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--out", default="fac_explain", help="report folder (with data); ignored with --features")
-    p.add_argument("--quiet", action="store_true")
+    _add_run_options(p)
 
 
 def cmd_explain(args) -> int:
-    from fac_metric.errors import FacInputError
-    from fac_metric.explain import explain_features, render_spans, top_spans
-    from fac_metric.report import summary_line, write_report
-    from fac_metric.scoring import get_feature_space
+    from fac_metric import FacInputError, get_feature_space
+    from fac_metric.meaning import explain_features, render_spans, summary_line, top_spans, write_report
 
     from .io import read_texts
 
@@ -200,7 +229,7 @@ def cmd_explain(args) -> int:
         return 0
     if not args.data or not args.anchor:
         raise FacInputError("fac explain needs DATA and --anchor (its missing features are explained), or --features")
-    out = _score(args, read_texts(args.data, args.column), read_texts(args.anchor, args.anchor_column or args.column))
+    out = _score(args, read_texts(args.data, args.column), read_texts(args.anchor, args.anchor_column))
     shown = out.result.missing[: args.n_features]
     labels = explain_features(out.space, shown, gen, spans=out.anchor_spans, show_progress=not args.quiet) if gen else None
     write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor), explanations=labels,
@@ -211,9 +240,8 @@ def cmd_explain(args) -> int:
 
 
 def cmd_train_sae(args) -> int:
-    from fac_metric.models import DEFAULT_LM
-    from fac_metric.sae_training import SAETrainConfig
-    from fac_metric.train_space import TrainSpaceArgs, run
+    from fac_metric.space import DEFAULT_LM
+    from fac_metric.training import SAETrainConfig, TrainSpaceArgs, run
 
     rows = _read_rows(args.data, args.column) if args.data else None
     cfg = SAETrainConfig(d_sae=args.d_sae, k=args.k, lr=args.lr, epochs=args.epochs, seed=args.seed)
@@ -226,37 +254,33 @@ def cmd_train_sae(args) -> int:
 
 def _add_augment(sub) -> None:
     p = sub.add_parser("augment", help="add verified synthetic rows covering the features the data misses (FAC Synthesis)")
-    p.add_argument("data", help="jsonl/json/csv/parquet/txt file, or a folder saved with Dataset.save_to_disk")
-    p.add_argument("--anchor", required=True, help="the task's representative data (same formats)")
+    p.add_argument("data", help=DATA_FORMATS)
+    _add_data_options(p, anchor_required=True)
     p.add_argument("-o", "--out", required=True,
                    help="output: .jsonl/.json/.csv/.parquet file, or a folder (Dataset.save_to_disk)")
     p.add_argument("--budget", type=int, help="accepted new rows wanted (default: one pass over the missing features)")
     p.add_argument("--max-calls", type=int, help="cap on generator calls (never exceeded)")
     p.add_argument("--samples-per-feature", type=int, default=2, help="step-2 samples per missing feature")
     p.add_argument("--max-features", type=int, help="try at most the N first missing features")
-    p.add_argument("--column", help="column to encode and synthesise (default: chosen by the data's shape)")
-    p.add_argument("--anchor-column", help="column of the anchor's texts (default: chosen by its shape)")
-    p.add_argument("--shape", choices=["text", "messages", "preference", "instruction"], help="override the detected shape")
+    p.add_argument("--shape", choices=["text", "messages", "preference", "instruction"],
+                   help="override the detected shape (see fac_datasets_ext.shapes)")
     p.add_argument("--constant", action="append", default=[], metavar="COLUMN=JSON",
                    help="value of a column new rows do not generate, e.g. --constant label=1 (repeatable)")
     p.add_argument("--templates", help="folder of prompt templates replacing the shipped ones (step1.txt, step2.txt, ...)")
-    p.add_argument("--generator", default="local", help="'local' (the embedded SmolLM2), a model folder, or an "
-                                                        "OpenAI-compatible URL such as http://127.0.0.1:8000/v1")
-    p.add_argument("--generator-model", help="model id at an HTTP --generator (default: the only one it serves)")
-    p.add_argument("--relevance", choices=["contrast", "all", "judge"], default="contrast")
-    p.add_argument("--feature-space", help="feature-space folder or Hub repo id (default: the embedded one)")
-    p.add_argument("--threshold", type=float, help="δ relative to each latent's scale (default: the space's)")
-    p.add_argument("--seed", type=int, default=0)
+    _add_generator_options(p, default="local", purpose="that writes the samples (and judges features for "
+                                                      "--relevance judge)")
+    _add_relevance_options(p)
+    _add_space_options(p)
+    p.add_argument("--seed", type=int, default=0, help="same seed, same rows, for 1 or N processes (default 0)")
     p.add_argument("--max-new-tokens", type=int, default=96, help="tokens per synthesised sample")
     p.add_argument("--cache-dir", help="where run folders (journal, encodings, report.json) live "
                                        "(default: ~/.cache/fac/augment)")
     p.add_argument("--fresh", action="store_true", help="discard this run's journal and start again")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    _add_run_options(p)
 
 
 def cmd_augment(args) -> int:
-    from fac_metric.errors import FacInputError
-    from fac_metric.generators import get_generator
+    from fac_metric import FacInputError
 
     from .augment import augment
     from .distributed import Ranks
@@ -271,17 +295,17 @@ def cmd_augment(args) -> int:
             constants[name] = json.loads(value)
         except ValueError:
             constants[name] = value  # a bare word is a string
-    data, anchor = load_rows(args.data), load_rows(args.anchor)
     ranks = Ranks.current()
     local = not args.generator.startswith(("http://", "https://"))
     on_device = {"device": ranks.device} if local and ranks.device else {}  # each process on its own GPU
-    out = augment(data, anchor, args.budget, args.max_calls, args.samples_per_feature, args.column,
-                  get_generator(args.generator, model=args.generator_model, **on_device), args.relevance,
-                  args.threshold, args.seed,
-                  args.cache_dir, feature_space=args.feature_space, shape=args.shape, anchor_column=args.anchor_column,
-                  constants=constants, templates=args.templates, max_features=args.max_features,
-                  max_new_tokens=args.max_new_tokens, show_progress=not args.quiet,
-                  load_from_cache_file=not args.fresh)
+    gen = _generator(args, **on_device)
+    spec = _relevance(args, gen)
+    data, anchor = load_rows(args.data), load_rows(args.anchor)
+    out = augment(data, anchor, args.budget, args.max_calls, args.samples_per_feature, args.column, gen, spec,
+                  args.threshold, args.seed, args.cache_dir, feature_space=args.feature_space, shape=args.shape,
+                  anchor_column=args.anchor_column, constants=constants, templates=args.templates,
+                  max_features=args.max_features, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                  show_progress=not args.quiet, load_from_cache_file=not args.fresh)
     if not ranks.main:
         return 0
     _write_rows(out.dataset, Path(args.out))
@@ -313,18 +337,20 @@ def _write_rows(ds, path: Path) -> None:
 
 def _read_rows(paths: list[str], column: str | None) -> list[dict]:
     """Corpus rows from files: ``{"messages"}`` for chats, ``{"text"}`` for strings."""
-    from .io import load_rows, pick_column
+    from .io import read_cells
 
     rows = []
     for path in paths:
-        ds = load_rows(path)
-        col = pick_column(ds, column)
-        rows += [{"messages": t} if isinstance(t, list) else {"text": t} for t in ds[col]]
+        rows += [{"messages": t} if isinstance(t, list) else {"text": t} for t in read_cells(path, column)]
     return rows
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from fac_metric import __version__
+
     parser = argparse.ArgumentParser(prog="fac", description="Feature Activation Coverage for training data")
+    parser.add_argument("--version", action="version", version=f"fac {__version__}")
+    parser.add_argument("--debug", action="store_true", help="on an error, show the traceback too")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_score(sub)
     _add_train(sub)
@@ -335,7 +361,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from fac_metric.errors import FacError
+    from fac_metric import FacError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
@@ -343,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
         return {"score": cmd_score, "train-sae": cmd_train_sae, "spans": cmd_spans, "explain": cmd_explain,
                 "augment": cmd_augment}[args.command](args)
     except FacError as err:
+        if args.debug:
+            import traceback
+
+            traceback.print_exc()
         print(f"fac {args.command}: error: {err}", file=sys.stderr)
         return 2
 

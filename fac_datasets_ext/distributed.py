@@ -24,8 +24,7 @@ from typing import Any, Sequence, TypeVar
 
 import numpy as np
 
-from fac_metric.activations import SparseActivations
-from fac_metric.profile import FeatureProfile
+from fac_metric import FeatureProfile, SparseActivations, Threshold
 
 _T = TypeVar("_T")
 
@@ -85,10 +84,11 @@ class Ranks:
             PartialState().wait_for_everyone()
 
 
-def profile_spread(space, items: Sequence, ranks: Ranks, threshold: float, *, cache: str | os.PathLike | None = None,
-                   batch_size: int = 32, show_progress: bool = True, desc: str = "Encoding",
-                   block: int = ENCODE_BLOCK, work: dict | None = None) -> tuple[FeatureProfile, SparseActivations]:
-    """The profile of ``items`` at δ = ``threshold`` and, per item in order, its entries above δ.
+def profile_spread(space, items: Sequence, ranks: Ranks, threshold: Threshold, *,
+                   cache: str | os.PathLike | None = None, batch_size: int = 32, show_progress: bool = True,
+                   desc: str = "Encoding", block: int = ENCODE_BLOCK,
+                   work: dict | None = None) -> tuple[FeatureProfile, SparseActivations]:
+    """The profile of ``items`` at ``threshold`` and, per item in order, its entries above δ.
 
     Blocks of ``block`` texts go round-robin to the processes; each process folds its blocks
     into one profile, and the processes' profiles merge by max/sum (exact, so the result is the
@@ -97,44 +97,41 @@ def profile_spread(space, items: Sequence, ranks: Ranks, threshold: float, *, ca
     on a later run, so a killed run keeps the encoding it paid for. ``work`` (a dict), if given,
     gets this process' share: ``{"encoded": [block ids], "loaded": [block ids read from cache]}``.
     """
-    from safetensors.numpy import load_file, save_file
     from tqdm.auto import tqdm
 
-    thresholds = space.absolute_thresholds(threshold)
-    profile = FeatureProfile.empty(space.d_sae, thresholds, threshold, space.fingerprint)
     blocks = [range(start, min(start + block, len(items))) for start in range(0, len(items), block)]
     folder = Path(cache) if cache is not None else None
     mine = ranks.share(blocks)
     bar = tqdm(total=sum(len(b) for _, b in mine), desc=desc, unit="text", disable=not show_progress)
     active: list[tuple[int, dict[str, np.ndarray]]] = []
-    for k, rows in mine:
-        path = folder / f"block-{k:06d}-{block}.safetensors" if folder is not None else None
-        if path is not None and path.is_file():
-            acts = SparseActivations.from_arrays(load_file(str(path)))
-            kind = "loaded"
-        else:
-            acts = space.encode([items[i] for i in rows], batch_size=batch_size, show_progress=False)
-            kind = "encoded"
-            if path is not None:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                save_file(acts.to_arrays(), str(tmp))
-                os.replace(tmp, path)  # a kill leaves a stray .tmp, never a torn block
-        if work is not None:
-            work.setdefault(kind, []).append(k)
-        profile.update(acts)
-        active.append((k, acts.above(thresholds).to_arrays()))
-        bar.update(len(rows))
+
+    def encoded_blocks():
+        for k, rows in mine:
+            path = folder / f"block-{k:06d}-{block}.safetensors" if folder is not None else None
+            if path is not None and path.is_file():
+                acts, kind = SparseActivations.load(path), "loaded"
+            else:
+                acts, kind = space.encode([items[i] for i in rows], batch_size=batch_size, show_progress=False), "encoded"
+                if path is not None:
+                    acts.save(path)  # atomic: a kill leaves a stray .tmp, never a torn block
+            if work is not None:
+                work.setdefault(kind, []).append(k)
+            active.append((k, acts.above(threshold.per_latent).to_arrays()))
+            bar.update(len(rows))
+            yield acts
+
+    # Only this process' blocks stream through; only their entries above δ stay in memory.
+    profile = FeatureProfile.from_activations(encoded_blocks(), threshold)
     bar.close()
     if ranks.world > 1:
-        merged = FeatureProfile.empty(space.d_sae, thresholds, threshold, space.fingerprint)
-        for part in ranks.gather([(ranks.rank, profile)]):
-            merged = merged.merge(part)
-        profile = merged
-    parts = [SparseActivations.from_arrays(a) for a in ranks.gather(active)]
-    if not parts:
-        return profile, SparseActivations.from_rows([], [], space.d_sae)
-    return profile, SparseActivations.concat(parts)
+        parts = ranks.gather([(ranks.rank, profile)])
+        profile = parts[0]
+        for part in parts[1:]:
+            profile = profile.merge(part)
+    found = [SparseActivations.from_arrays(a, threshold.fingerprint) for a in ranks.gather(active)]
+    if not found:
+        return profile, SparseActivations.from_rows([], [], space.d_sae, threshold.fingerprint)
+    return profile, SparseActivations.concat(found)
 
 
 def encode_one_by_one(space, items: Sequence) -> SparseActivations:

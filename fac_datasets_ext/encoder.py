@@ -3,7 +3,7 @@
 Owns: turning a ``datasets`` batch (or row) of texts or chats into per-row active feature ids
 and activations, the encoder's deterministic ``datasets`` fingerprint (so a re-run ``map`` is
 a cache hit), and how it travels to ``num_proc`` worker processes (by its feature space's
-source, never the torch model). Must not: compute FAC (``fac_metric.profile``), print, or show
+source, never the torch model). Must not: compute FAC (``fac_metric.measure``), print, or show
 a progress bar (``ds.map(..., desc=...)`` shows ``datasets``' own).
 
 ``batched=True`` is the fast way: the texts of a batch go through the model together.
@@ -26,9 +26,8 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from fac_metric.errors import FacInputError, FacMismatchError, FacModelError
-from fac_metric.feature_space import FeatureSpace
-from fac_metric.tokenization import TextItem, check_item
+from fac_metric import FacInputError, FacMismatchError, FacModelError, FeatureSpace, get_feature_space
+from fac_metric.space import TextItem, check_item
 
 _IDENTITY_VERSION = 1
 """Bump when what the encoder writes changes, so caches made by an older encoder are not reused."""
@@ -47,7 +46,7 @@ class FeatureEncoder:
     """Map-style encoder: ``ds.map(FeatureEncoder(space, column="text"), batched=True)``.
 
     Adds ``{prefix}feature_ids`` (the latents whose pooled activation exceeds the per-latent
-    threshold ``space.absolute_thresholds(threshold)``, ascending) and ``{prefix}feature_values``
+    threshold ``space.threshold_at(threshold).per_latent``, ascending) and ``{prefix}feature_values``
     (their activations) to each row. ``feature_space`` is ``None`` (the embedded default), a
     folder or Hub id, or a ``FeatureSpace``; cells of ``column`` are strings or chats (lists of
     ``{"role", "content"}`` messages).
@@ -63,8 +62,8 @@ class FeatureEncoder:
     same ``map`` in another process or with another encoder of the same identity is a cache hit.
 
     Workers (``num_proc``): the encoder is pickled without its model and finds its space in
-    the worker: a forked worker reuses the parent's copy, another reloads it from its source
-    (the default space, or the folder it was loaded from through ``get_feature_space``). In a
+    the worker: a forked worker reuses the parent's copy, another reloads it from its
+    ``space.source`` (the default space, or the folder or Hub id it was loaded from). In a
     forked worker torch is capped to one thread (a fork after multithreaded torch deadlocks
     otherwise). On a GPU prefer ``num_proc=None`` and a larger ``batch_size``.
     """
@@ -78,8 +77,6 @@ class FeatureEncoder:
         batch_size: int = 32,
         prefix: str = "fac_",
     ) -> None:
-        from fac_metric.scoring import get_feature_space
-
         if not isinstance(column, str) or not column:
             raise FacInputError(f"column={column!r} must be the name of the dataset's text column")
         if not isinstance(prefix, str):
@@ -90,11 +87,10 @@ class FeatureEncoder:
         self.column = column
         self.prefix = prefix
         self.batch_size = batch_size
-        self.threshold = space.threshold if threshold is None else float(threshold)
-        self._thresholds = space.absolute_thresholds(self.threshold)  # validates δ
+        self.threshold = space.threshold_at(threshold).delta  # validated once; the space is found again by it
         self._fingerprint = space.fingerprint
         self._dtype, self._device = _dtype_device(space)
-        self._source = _source_of(space)
+        self._source = space.source
         self._space: FeatureSpace | None = space
         _LIVE[(self._fingerprint, self._dtype, self._device)] = space
 
@@ -104,7 +100,6 @@ class FeatureEncoder:
         """The space this encoder encodes with (found or reloaded on first use in a worker)."""
         if self._space is None:
             self._space = self._find_space()
-            self._thresholds = self._space.absolute_thresholds(self.threshold)
         return self._space
 
     @property
@@ -162,11 +157,12 @@ class FeatureEncoder:
                 raise FacInputError(f"column {self.column!r}: {err}") from None
         _cap_threads_in_forked_worker()
         space = self.feature_space
+        per_latent = space.threshold_at(self.threshold).per_latent
         acts = space.encode(items, batch_size=self.batch_size, show_progress=False)
         ids_out, values_out = [], []
         for i in range(acts.n_texts):
             ids, values = acts.row(i)
-            keep = values > self._thresholds[ids]
+            keep = values > per_latent[ids]
             ids_out.append(np.ascontiguousarray(ids[keep], dtype=np.int32))
             values_out.append(np.ascontiguousarray(values[keep], dtype=np.float32))
         return ids_out, values_out
@@ -179,13 +175,10 @@ class FeatureEncoder:
                     "this FeatureEncoder was sent to another process, but its feature space was not loaded from a "
                     "folder it can be reloaded from: build the encoder from the folder (or None for the default "
                     "space) instead of an instance, or map with num_proc=None")
-            from fac_metric.scoring import get_feature_space
-
-            spec, device, dtype = self._source
-            space = get_feature_space(spec, device=device, dtype=dtype)
+            space = get_feature_space(self._source)
             _LIVE[(self._fingerprint, self._dtype, self._device)] = space
         if space.fingerprint != self._fingerprint:
-            raise FacMismatchError(f"the feature space reloaded from {self._source[0]!r} has fingerprint "  # type: ignore[index]
+            raise FacMismatchError(f"the feature space reloaded from {self._source.spec!r} has fingerprint "  # type: ignore[union-attr]
                                    f"{space.fingerprint}, not {self._fingerprint}: it changed on disk since the "
                                    "encoder was built")
         return space
@@ -198,7 +191,6 @@ def _restore(state: dict) -> FeatureEncoder:
     enc._fingerprint, enc._dtype, enc._device = state["fingerprint"], state["dtype"], state["device"]
     enc._source = state["source"]
     enc._space = None
-    enc._thresholds = None  # type: ignore[assignment]  # set with the space, on first use
     return enc
 
 
@@ -222,24 +214,6 @@ def _cap_threads_in_forked_worker() -> None:
 def _dtype_device(space: FeatureSpace) -> tuple[str, str]:
     dtype = str(space.reader.model.dtype).removeprefix("torch.")
     return dtype, str(space.sae.W_enc.device)
-
-
-def _source_of(space: FeatureSpace) -> tuple[Any, str | None, str] | None:
-    """How to load ``space`` again in another process: ``(spec, device, dtype)`` for ``get_feature_space``.
-
-    A space remembers no folder itself; one loaded through ``get_feature_space`` is found in its
-    per-process cache (a ``source`` attribute, if a space ever gets one, is used first).
-    """
-    source = getattr(space, "source", None)
-    if source is not None:
-        dtype, device = _dtype_device(space)
-        return (str(source), device, dtype)
-    from fac_metric import scoring
-
-    for key, cached in scoring._SPACES.items():
-        if cached is space:
-            return key
-    return None
 
 
 def _register_hasher() -> None:

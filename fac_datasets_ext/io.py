@@ -1,18 +1,20 @@
 """Read the texts of a data file through ``datasets``: jsonl/json, csv, parquet, txt, or a saved dataset.
 
-Owns: format detection, column choice (``text``, then ``messages``, ``prompt``, ``instruction``,
-``question``, or the only string column), and clear errors for unreadable input (missing file,
-non-UTF-8 bytes, empty file, no usable column). Must not: run models.
+Owns: format detection, reading what each row encodes (chosen by the data's shape, the same
+registry ``augment_with_fac`` uses: :mod:`fac_datasets_ext.shapes`), and clear errors for
+unreadable input (missing file, non-UTF-8 bytes, empty file, no usable column). Must not: run
+models.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from fac_metric.errors import FacInputError
+from fac_metric import FacInputError
+
+from .shapes import shape_of
 
 _BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
-TEXT_COLUMNS = ("text", "messages", "prompt", "instruction", "question", "content")
 
 
 def load_rows(path: str | Path):
@@ -48,25 +50,21 @@ def load_rows(path: str | Path):
     return ds
 
 
-def pick_column(ds, column: str | None = None) -> str:
-    """The column holding the texts: ``column`` if given, else the first of ``TEXT_COLUMNS`` present."""
-    names = list(ds.column_names)
-    if column is not None:
-        if column not in names:
-            raise FacInputError(f"column {column!r} is not in the data; it has {names}")
-        return column
-    for name in TEXT_COLUMNS:
-        if name in names:
-            return name
-    strings = [n for n, f in ds.features.items() if getattr(f, "dtype", None) in ("string", "large_string")]
-    if len(strings) == 1:
-        return strings[0]
-    raise FacInputError(f"cannot tell which column holds the texts among {names}: pass --column NAME")
-
-
 def read_texts(path: str | Path, column: str | None = None) -> list:
-    """The texts (strings or chats) of a data file; refuses an empty one."""
+    """What each row of a data file encodes (strings or chats), as its shape says; refuses an empty file.
+
+    The same rows give the same texts here as in ``fac augment``: for a ``text`` shape the
+    text column, for ``messages`` the first user turn, for ``instruction`` rows the instruction
+    (+ input), for ``preference`` rows the prompt; ``column`` overrides the column.
+    """
     ds = load_rows(path)
     if len(ds) == 0:
         raise FacInputError(f"{path} holds no rows")
-    return list(ds[pick_column(ds, column)])
+    shape = shape_of(ds, column=column)
+    return [shape.encoded(row) for row in ds]
+
+
+def read_cells(path: str | Path, column: str | None = None) -> list:
+    """The whole cells of the column the shape reads (a chat whole, not its first turn): corpora."""
+    ds = load_rows(path)
+    return list(ds[shape_of(ds, column=column).column])

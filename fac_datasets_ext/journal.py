@@ -1,7 +1,8 @@
 """The on-disk journal of a synthesis run: every generator answer and every attempt, as it happens.
 
-Owns: one append-only file per process (``journal-<rank>.jsonl``, written through
-``fac_metric.cache.JsonlCache``: one fsync'd line per record, a torn last line ignored), and
+Owns: the keys records are filed under (a generator's answers to one prompt, the verdict on one
+sample, a generated response field), one append-only file per process (``journal-<rank>.jsonl``, written through
+``fac_metric.llm.answer_cache.JsonlCache``: one fsync'd line per record, a torn last line ignored), and
 reading back the records of *every* process' file, so a run restarted with another number of
 processes still finds all answers already paid for. Must not: know what the records mean.
 
@@ -14,11 +15,29 @@ processes still finds all answers already paid for. Must not: know what the reco
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
-from fac_metric.cache import JsonlCache
+from fac_metric.llm import JsonlCache
+
+
+def answer_key(step: str, feature: int, prompt: str) -> str:
+    """Key of the answers to one prompt: a changed prompt (e.g. a step-2 pair rebuilt after a
+    failed step-1 request was answered on resume) is a new request, never an old answer."""
+    digest = hashlib.blake2b(prompt.encode("utf-8"), digest_size=8).hexdigest()
+    return f"gen|{step}|{feature}|{digest}"
+
+
+def attempt_key(step: str, feature: int, prompt: str, j: int) -> str:
+    """Key of the verdict on the ``j``-th answer to one prompt."""
+    return f"attempt|{answer_key(step, feature, prompt)[4:]}|{j}"
+
+
+def response_key(field: str, feature: int, index: int) -> str:
+    """Key of the generated ``field`` (a response, chosen, rejected) of one accepted sample."""
+    return f"gen|{field}|{feature}|{index}"
 
 
 class Journal:
@@ -50,4 +69,4 @@ class Journal:
         return set(self._seen) | {key for key, _ in self._own.items()}
 
 
-__all__ = ["Journal"]
+__all__ = ["Journal", "answer_key", "attempt_key", "response_key"]

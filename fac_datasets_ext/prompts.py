@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-from fac_metric.errors import FacInputError
+from fac_metric import FacInputError
 
 TEMPLATES = Path(__file__).parent / "templates"
 STEPS = ("step1", "step2", "one_step")

@@ -1,6 +1,7 @@
 r"""The shapes of training data users have, and what synthesis reads and writes in each.
 
-Owns: recognising a dataset's shape from its columns (``text``; chat ``messages``;
+Owns: the one registry of data shapes every entry point asks (``fac score``, ``fac augment``,
+``augment_with_fac``, the ``FeatureEncoder``): recognising a dataset's shape from its columns (``text``; chat ``messages``;
 ``prompt``/``chosen``/``rejected`` preference pairs; ``instruction``/``output`` Alpaca rows),
 which part of a row is encoded (the part a new row is synthesised for), and how a new row is
 completed in the dataset's own schema: generated fields (a response, a chosen/rejected pair),
@@ -31,10 +32,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from fac_metric.errors import FacInputError
+from fac_metric import FacInputError
 
 SHAPES = ("text", "messages", "preference", "instruction")
-TEXT_COLUMNS = ("text", "content", "sentence", "document", "question", "prompt")
+TEXT_COLUMNS = ("text", "content", "sentence", "document", "question", "prompt", "instruction")
+"""Columns a ``text`` shape reads, first present wins (then the only string column)."""
 
 
 @dataclass(frozen=True)
@@ -84,11 +86,16 @@ class DataShape:
         return row
 
 
-def detect_shape(columns: Sequence[str], *, shape: str | None = None, column: str | None = None) -> DataShape:
+def detect_shape(columns: Sequence[str], *, shape: str | None = None, column: str | None = None,
+                 string_columns: Sequence[str] | None = None) -> DataShape:
     """The shape of data with ``columns``; ``shape`` and ``column`` override what is detected.
 
     ``column`` names the field to encode and synthesise (e.g. ``column="question"`` for a text
-    shape); ``shape`` forces one of ``SHAPES`` when the columns are ambiguous.
+    shape); ``shape`` forces one of ``SHAPES`` when the columns are ambiguous. A text shape
+    reads the first of ``TEXT_COLUMNS`` present, else the only one of ``string_columns``.
+
+    >>> detect_shape(["question", "content"]).column, detect_shape(["messages", "text"]).name
+    ('content', 'messages')
     """
     names = list(columns)
     if shape is not None and shape not in SHAPES:
@@ -122,8 +129,12 @@ def detect_shape(columns: Sequence[str], *, shape: str | None = None, column: st
         return DataShape("messages", column or "messages", ("response",))
     if column is None:
         column = next((c for c in TEXT_COLUMNS if c in names), None)
+        strings = [c for c in (string_columns or []) if c in names]
+        if column is None and len(strings) == 1:
+            column = strings[0]
         if column is None:
-            raise FacInputError(f"cannot tell which column holds the texts among {names}: pass column=NAME")
+            raise FacInputError(f"cannot tell which column holds the texts among {names}: pass column=NAME "
+                                "(--column NAME)")
     return DataShape("text", column)
 
 
@@ -133,4 +144,10 @@ def _require(names: Sequence[str], wanted: Sequence[str], shape: str) -> None:
         raise FacInputError(f"shape {shape!r} needs columns {list(wanted)}; the data lacks {missing} (it has {list(names)})")
 
 
-__all__ = ["DataShape", "detect_shape", "SHAPES"]
+def shape_of(ds, *, shape: str | None = None, column: str | None = None) -> DataShape:
+    """The shape of a ``datasets.Dataset`` (its string columns break ties): ``detect_shape`` on it."""
+    strings = [n for n, f in ds.features.items() if getattr(f, "dtype", None) in ("string", "large_string")]
+    return detect_shape(ds.column_names, shape=shape, column=column, string_columns=strings)
+
+
+__all__ = ["DataShape", "detect_shape", "shape_of", "SHAPES", "TEXT_COLUMNS"]

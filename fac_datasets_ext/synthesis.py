@@ -20,22 +20,19 @@ restarted, asks the generator only for what it had not answered. Every random dr
 
 from __future__ import annotations
 
-import hashlib
 import re
-import unicodedata
 import zlib
 from dataclasses import asdict, dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
-from fac_metric.activations import SparseActivations
-from fac_metric.errors import FacInputError
-from fac_metric.explain import render_spans
-from fac_metric.spans import Span, TopSpans
+from fac_metric import FacInputError, Threshold
+from fac_metric.meaning import Span, TopSpans, render_spans
 
+from .dedup import DedupIndex, copies, normalise
 from .distributed import Ranks
-from .journal import Journal
+from .journal import Journal, answer_key, attempt_key, response_key
 from .prompts import PromptSet
 from .shapes import DataShape
 
@@ -86,8 +83,8 @@ class Target:
     """Where it fires: the anchor's top spans first, then the feature space's corpus spans."""
     scale: float
     """The latent's activation scale: scores shown to the generator are activation / scale."""
-    threshold: float
-    """Absolute activation a sample must exceed (δ x scale)."""
+    min_activation: float
+    """Absolute activation a sample must exceed for this feature (δ x scale)."""
 
 
 @dataclass
@@ -161,87 +158,15 @@ def clean_sample(text: str | None, max_chars: int = 2000) -> str:
     return out[:max_chars]
 
 
-COPY_NGRAM = 6
-COPY_SHARE = 0.5
-
-
-def copies(sample: str, source: str, n: int = COPY_NGRAM, share: float = COPY_SHARE) -> bool:
-    """Whether ``sample`` mostly repeats ``source``: at least ``share`` of its word ``n``-grams
-    (and at least one) occur in ``source``; a sample shorter than ``n`` words, if it occurs in
-    ``source`` whole. ``share=0``: any shared ``n``-gram (used against a template's own wording).
-
-    >>> copies("Italicize at least 5 keywords in your response.", "1. Summarize it. Italicize at least 5 keywords in your response.")
-    True
-    >>> copies("Write a limerick about a cat who loves rain, in all capital letters.", "Italicize at least 5 keywords.")
-    False
-    """
-    words, seen = normalise(sample).split(), normalise(source)
-    if len(words) < n:
-        return bool(words) and f" {' '.join(words)} " in f" {seen} "
-    grams = {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-    src = seen.split()
-    known = {tuple(src[i : i + n]) for i in range(len(src) - n + 1)}
-    return len(grams & known) >= max(1.0, share * len(grams))
-
-
-def normalise(text: str) -> str:
-    """Text for exact-duplicate checks: case-folded, letters and digits only, single spaces."""
-    folded = unicodedata.normalize("NFKC", text).casefold()
-    return " ".join(re.sub(r"[^\w]+", " ", folded).split())
-
-
-class DedupIndex:
-    """The texts and active-feature sets seen so far (the data, then accepted samples)."""
-
-    def __init__(self, texts: Sequence[str], active: SparseActivations, similarity: float):
-        """``active``: each data text's latents above δ (``SparseActivations.above``), in text order."""
-        from scipy import sparse
-
-        self.similarity = similarity
-        self.d_sae = active.d_sae
-        self.seen = {normalise(t) for t in texts if isinstance(t, str)}
-        self.matrix = sparse.csr_matrix((np.ones(len(active.indices), np.float32), active.indices, active.indptr),
-                                        shape=(active.n_texts, active.d_sae))
-        self.sizes = np.diff(active.indptr)
-        self.new: list[tuple[str, np.ndarray]] = []
-
-    def check(self, text: str, active: Sequence[int]) -> str | None:
-        """Why ``text`` repeats what is already there, or None if it is new."""
-        norm = normalise(text)
-        if norm in self.seen:
-            return "duplicate of the data"
-        if any(norm == t for t, _ in self.new):
-            return "duplicate of a new sample"
-        ids = np.asarray(active, np.int64)
-        if not len(ids):
-            return None
-        vec = np.zeros(self.d_sae, np.float32)
-        vec[ids] = 1.0
-        if self.matrix.shape[0]:
-            inter = self.matrix @ vec
-            jaccard = inter / np.maximum(self.sizes + len(ids) - inter, 1)
-            if jaccard.max() >= self.similarity:
-                return "near-duplicate of the data"
-        for _, other in self.new:
-            inter = len(np.intersect1d(other, ids))
-            if inter / max(len(other) + len(ids) - inter, 1) >= self.similarity:
-                return "near-duplicate of a new sample"
-        return None
-
-    def add(self, text: str, active: Sequence[int]) -> None:
-        self.new.append((normalise(text), np.asarray(active, np.int64)))
-
-
 class Synthesizer:
     """Runs the loop over targets (see the module docstring). One per run; not thread-safe."""
 
     def __init__(self, space, generator, shape: DataShape, prompts: PromptSet, journal: Journal, *,
-                 settings: Settings, seed: int, delta: float, dedup: DedupIndex, ranks: Ranks = Ranks(),
+                 settings: Settings, seed: int, threshold: Threshold, dedup: DedupIndex, ranks: Ranks = Ranks(),
                  show_progress: bool = True):
         self.space, self.generator, self.shape, self.prompts = space, generator, shape, prompts
-        self.journal, self.settings, self.seed, self.delta = journal, settings, seed, delta
+        self.journal, self.settings, self.seed, self.threshold = journal, settings, seed, space.threshold_at(threshold)
         self.dedup, self.ranks, self.show_progress = dedup, ranks, show_progress
-        self.thresholds = space.absolute_thresholds(delta)
         self.calls_now = 0
         """Completions this process asked the generator for."""
         self.features_done: list[int] = []
@@ -381,7 +306,7 @@ class Synthesizer:
             "good": good_text.replace("\n", " "), "good_score": f"{good_act / t.scale:.1f}",
             "good_span": _mark(good_span, good_peak), "good_peak": good_peak.strip(),
             "bad": (bad.text or "").replace("\n", " "), "bad_score": f"{bad.activation / t.scale:.1f}",
-            "threshold": f"{self.delta:g}",
+            "threshold": f"{self.threshold.delta:g}",
         }
 
     def _draw(self, step: str, prompts: dict[int, str], n: int, max_new_tokens: int) -> dict[int, list[str | None]]:
@@ -392,7 +317,7 @@ class Synthesizer:
         out: dict[int, list[str | None]] = {}
         todo = []
         for feature, prompt in prompts.items():
-            known = self.journal.get(_answer_key(step, feature, prompt))
+            known = self.journal.get(answer_key(step, feature, prompt))
             if known is not None and len(known) == n:
                 out[feature] = known
             else:
@@ -409,7 +334,7 @@ class Synthesizer:
             for (feature, prompt), texts in zip(part, answers):
                 out[feature] = texts
                 if all(t is not None for t in texts):  # a failed request is asked again on resume
-                    self.journal.put(_answer_key(step, feature, prompt), texts)
+                    self.journal.put(answer_key(step, feature, prompt), texts)
         return out
 
     def _verify(self, t: Target, step: str, texts: list[str | None], prompt: str,
@@ -422,7 +347,7 @@ class Synthesizer:
         """
         out = []
         for j, raw in enumerate(texts):
-            key = f"attempt|{_answer_key(step, t.feature, prompt)[4:]}|{j}"
+            key = attempt_key(step, t.feature, prompt, j)
             known = self.journal.get(key)
             if known is not None:
                 out.append(Attempt(**known))
@@ -437,7 +362,7 @@ class Synthesizer:
                 attempt.reason = "copies its prompt"
             else:
                 attempt.activation, attempt.active, attempt.span, attempt.peak = self._measure(text, t.feature)
-                attempt.passed = attempt.activation > t.threshold
+                attempt.passed = attempt.activation > t.min_activation
                 attempt.reason = None if attempt.passed else "below threshold"
             if raw is not None:  # a failed request is no result: asked again on resume
                 self.journal.put(key, asdict(attempt))
@@ -448,7 +373,7 @@ class Synthesizer:
         """Target activation, active latents, and the span where the target peaks, of one sample."""
         chunk = next(iter(self.space.iter_peaks([text], batch_size=1, show_progress=False)))
         ids, vals = chunk.acts.row(0)
-        active = ids[vals > self.thresholds[ids]].tolist()
+        active = ids[vals > self.threshold.per_latent[ids]].tolist()
         activation = chunk.acts.activation(0, feature)
         if activation <= 0:
             return 0.0, active, "", ""
@@ -478,7 +403,7 @@ class Synthesizer:
         return complete, len(rows) * len(fields)
 
     def _respond(self, name: str, prompts: dict[int, str], rows: list[NewRow]) -> dict[int, str]:
-        keys = {k: f"gen|{name}|{rows[k].feature}|{rows[k].index}" for k in prompts}
+        keys = {k: response_key(name, rows[k].feature, rows[k].index) for k in prompts}
         out: dict[int, str] = {}
         todo = [k for k in prompts if self.journal.get(keys[k]) is None]
         for k in prompts:
@@ -499,13 +424,6 @@ class Synthesizer:
         return out
 
 
-def _answer_key(step: str, feature: int, prompt: str) -> str:
-    """Journal key of the answers to one prompt: a changed prompt (e.g. a step-2 pair rebuilt
-    after a failed step-1 request was answered on resume) is a new request, never an old answer."""
-    digest = hashlib.blake2b(prompt.encode("utf-8"), digest_size=8).hexdigest()
-    return f"gen|{step}|{feature}|{digest}"
-
-
 def _mark(span: str, peak: str) -> str:
     """A span with its peak token marked, as in the step-1 fragments."""
     if not span:
@@ -514,5 +432,5 @@ def _mark(span: str, peak: str) -> str:
     return (span[:cut] + f"[[{span[cut:]}]]").replace("\n", " ")
 
 
-__all__ = ["Settings", "Target", "Attempt", "NewRow", "SynthesisResult", "Synthesizer", "DedupIndex", "clean_sample",
-           "normalise", "copies", "draw_seed", "STEP1_CANDIDATES"]
+__all__ = ["Settings", "Target", "Attempt", "NewRow", "SynthesisResult", "Synthesizer", "clean_sample", "draw_seed",
+           "STEP1_CANDIDATES"]

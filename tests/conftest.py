@@ -17,7 +17,7 @@ pytest_plugins = ["tests.servers"]
 
 @pytest.fixture(scope="session")
 def space():
-    from fac_metric.scoring import get_feature_space
+    from fac_metric import get_feature_space
 
     return get_feature_space(None, dtype="float32")
 
@@ -45,7 +45,7 @@ def brown_texts():
 
 @pytest.fixture(scope="session")
 def local_generator():
-    from fac_metric.generators import LocalGenerator
+    from fac_metric.llm.generators import LocalGenerator
 
     return LocalGenerator()
 

@@ -63,7 +63,7 @@ def tserve(tmp_path_factory) -> Iterator[tuple[str, str]]:
     One thread (as fast as two here, much faster when the box is busy), offline, no continuous
     batching (slower on CPU). The port opens once the model is loaded, ~5-7 s after start.
     """
-    from fac_metric.models import default_lm_dir
+    from fac_metric.space.models import default_lm_dir
 
     model_dir = str(default_lm_dir())
     port = free_port()

@@ -52,7 +52,7 @@ def test_augment_raises_fac_and_every_row_verifies(augmented, space):
     assert all(r["output"] and r["input"] == "" and r["instruction"] not in train["instruction"] for r in synthetic)
     # Each synthetic row re-encodes to its recorded activation, above its feature's threshold.
     acts = encode_one_by_one(space, synthetic["instruction"])
-    thresholds = space.absolute_thresholds()
+    thresholds = space.threshold.per_latent
     for i, (feature, recorded) in enumerate(zip(synthetic["fac_target_feature"], synthetic["fac_activation"])):
         assert acts.activation(i, feature) == pytest.approx(recorded, rel=1e-6)
         assert recorded > thresholds[feature]
@@ -85,7 +85,7 @@ def test_same_call_again_reuses_the_run(augmented, local_generator, space, task_
 def test_trainer_runs_on_the_augmented_dataset(augmented, tmp_path):
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
-    from fac_metric.models import load_lm
+    from fac_metric.space.models import load_lm
 
     _, out = augmented
     model, tok = load_lm(None)
@@ -308,7 +308,7 @@ def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, spa
     then with a new sentence ending in the last words of the prompt's first fragment (where its
     feature peaks): the first run gets no rows and journals nothing; the same call again asks
     for exactly what failed, and succeeds."""
-    from fac_metric.generators import HTTPGenerator
+    from fac_metric.llm.generators import HTTPGenerator
     from tests.servers import FAKE_MODEL, completion_body
 
     def respond(number: int, payload: dict):
@@ -337,7 +337,7 @@ def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, spa
 
 
 def test_max_calls_is_never_exceeded(fake_endpoint, space, brown_texts, anchor_texts, tmp_path):
-    from fac_metric.generators import HTTPGenerator
+    from fac_metric.llm.generators import HTTPGenerator
     from tests.servers import FAKE_MODEL, completion_body
 
     endpoint = fake_endpoint(lambda number, payload: (200, json.dumps(completion_body(f"Note number {number}.")).encode(), 0.0))

@@ -76,7 +76,7 @@ def test_explain_names_features_and_writes_the_missing_report(small_files, tmp_p
 
 
 def test_report_escapes_what_it_quotes():
-    from fac_metric.report import _html_span, _md_span
+    from fac_metric.meaning.report import _html_span, _md_span
 
     span = {"span": "<script>alert(1)</script> | *x*", "peak": 27, "activation": 3.0}
     assert "<script>" not in _html_span(span) and "&lt;script&gt;" in _html_span(span)

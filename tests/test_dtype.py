@@ -2,7 +2,7 @@
 
 import pytest
 
-from fac_metric.feature_space import FeatureSpace
+from fac_metric.space.feature_space import FeatureSpace
 from fac_metric.scoring import score
 
 

@@ -35,7 +35,7 @@ def chats(anchor_texts, brown_texts):
 
 def expected(space, items, threshold=None):
     acts = space.encode(items, show_progress=False)
-    thr = space.absolute_thresholds(threshold)
+    thr = space.threshold_at(threshold).per_latent
     out = []
     for i in range(acts.n_texts):
         ids, values = acts.row(i)
@@ -84,7 +84,7 @@ def test_second_map_is_a_cache_hit(space, texts, tmp_path, caplog):
     ds = load_from_disk(str(tmp_path / "ds"))
     first = ds.map(FeatureEncoder(space), batched=True)
     with caplog.at_level(logging.INFO, logger="datasets"):
-        second = ds.map(FeatureEncoder(None, threshold=space.threshold), batched=True)
+        second = ds.map(FeatureEncoder(None, threshold=space.default_delta), batched=True)
     assert "Loading cached processed dataset" in caplog.text  # the encoder did not run again
     assert second._fingerprint == first._fingerprint
     assert second.cache_files == first.cache_files

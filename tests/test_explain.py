@@ -2,9 +2,9 @@
 
 import numpy as np
 
-from fac_metric.cache import JsonlCache
-from fac_metric.explain import CANNOT_TELL, explain_features, render_spans, summarize
-from fac_metric.spans import Span
+from fac_metric.llm.answer_cache import JsonlCache
+from fac_metric.meaning.explain import CANNOT_TELL, explain_features, render_spans, summarize
+from fac_metric.meaning.spans import Span
 
 
 def test_summary_prefers_tokens_rare_in_the_corpus():

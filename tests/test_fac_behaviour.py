@@ -45,7 +45,7 @@ def test_a_small_sample_of_the_anchor_does_not_saturate(space, anchor_profile, a
 def test_paraphrases_share_more_active_features_than_unrelated_pairs(space):
     rows = [json.loads(line) for line in (Path(__file__).parent / "data/paraphrases.jsonl").read_text().splitlines()]
     acts = space.encode([r["a"] for r in rows] + [r["b"] for r in rows], show_progress=False)
-    thr = space.absolute_thresholds()
+    thr = space.threshold.per_latent
     active = [set(ids[vals > thr[ids]]) for ids, vals in (acts.row(i) for i in range(acts.n_texts))]
     n = len(rows)
 

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from fac_metric.errors import FacInputError, FacModelError
-from fac_metric.feature_space import FeatureSpace
-from fac_metric.sae_io import load_paper_checkpoint, load_sae
-from fac_metric.tokenization import tokenize
+from fac_metric.space.feature_space import FeatureSpace
+from fac_metric.space.sae_io import load_paper_checkpoint, load_sae
+from fac_metric.space.tokenization import tokenize
 
 TEXTS = ["Write a haiku about winter.", "Explain recursion to a child in two sentences.",
          "List the first five prime numbers, separated by commas.", "Hi"]
@@ -80,7 +80,7 @@ def test_an_sae_of_another_width_is_refused(space, tmp_path):
 
 def test_layer_out_of_range_is_refused():
     with pytest.raises(FacModelError, match="layer 40 is out of range.*0..29"):
-        FeatureSpace.from_components(None, "fac_metric/default_space", layer=40, dtype="float32")
+        FeatureSpace.from_components(None, "fac_metric/space/default_space", layer=40, dtype="float32")
 
 
 def test_corrupt_sae_file_is_refused(tmp_path):
@@ -92,7 +92,7 @@ def test_corrupt_sae_file_is_refused(tmp_path):
 
 def test_unknown_model_fails_fast_offline_and_names_the_default():
     with pytest.raises(FacModelError, match="HF_HUB_OFFLINE.*smollm2-135m-instruct"):
-        FeatureSpace.from_components("no-such-org/no-such-model", "fac_metric/default_space", layer=15)
+        FeatureSpace.from_components("no-such-org/no-such-model", "fac_metric/space/default_space", layer=15)
 
 
 def test_unknown_sae_release_fails_fast_offline():
@@ -129,7 +129,7 @@ def test_a_file_that_is_not_a_paper_checkpoint_is_refused(tmp_path):
 
 def test_fingerprint_is_stable_and_changes_with_the_rule(space):
     assert space.fingerprint == FeatureSpace.load(dtype="float32").fingerprint
-    raw = FeatureSpace.from_components(None, "fac_metric/default_space", layer=15, text_format="raw",
+    raw = FeatureSpace.from_components(None, "fac_metric/space/default_space", layer=15, text_format="raw",
                                        scales=space.scales, dtype="float32")
     assert raw.fingerprint != space.fingerprint
 
@@ -137,6 +137,6 @@ def test_fingerprint_is_stable_and_changes_with_the_rule(space):
 def test_saved_space_loads_back_identically(space, tmp_path):
     space.save(tmp_path / "copy")
     again = FeatureSpace.load(tmp_path / "copy", dtype="float32")
-    assert again.fingerprint == space.fingerprint and again.threshold == space.threshold
+    assert again.fingerprint == space.fingerprint and again.threshold == space.threshold and again.default_delta == space.default_delta
     np.testing.assert_array_equal(again.scales, space.scales)
     assert again.background.n_texts == space.background.n_texts

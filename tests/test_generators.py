@@ -8,7 +8,7 @@ import time
 import pytest
 
 from fac_metric.errors import FacError, FacInputError
-from fac_metric.generators import (
+from fac_metric.llm.generators import (
     GenerationStats,
     Generator,
     GeneratorError,
@@ -192,7 +192,7 @@ def test_local_stats_and_validation(local):
 
 
 def test_get_generator_dispatch(local, echo_endpoint):
-    from fac_metric.models import default_lm_dir
+    from fac_metric.space.models import default_lm_dir
 
     assert get_generator(local) is local
     http = get_generator(echo_endpoint.url)  # the only model is discovered

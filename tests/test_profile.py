@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from fac_metric.errors import FacInputError, FacMismatchError
-from fac_metric.profile import FeatureProfile, fac
+from fac_metric.measure.profile import FeatureProfile, fac
+from fac_metric.measure.threshold import Threshold
 
 
 @pytest.fixture(scope="module")
@@ -13,8 +14,7 @@ def anchor_acts(space, anchor_texts):
 
 
 def profile(space, acts, threshold=None):
-    delta = space.threshold if threshold is None else threshold
-    return FeatureProfile.from_activations(acts, space.absolute_thresholds(delta), delta, space.fingerprint)
+    return FeatureProfile.from_activations(acts, space.threshold_at(threshold))
 
 
 def test_merge_equals_profiling_the_concatenation(space, anchor_acts):
@@ -30,14 +30,16 @@ def test_save_and_load_round_trip(space, anchor_acts, tmp_path):
     loaded = FeatureProfile.load(prof.save(tmp_path / "p"))
     assert np.array_equal(prof.count, loaded.count) and np.array_equal(prof.max_activation, loaded.max_activation)
     assert (loaded.fingerprint, loaded.threshold, loaded.n_texts) == (space.fingerprint, space.threshold, 120)
+    assert loaded.delta == space.default_delta
 
 
 def test_profiles_of_other_spaces_or_thresholds_are_refused(space, anchor_acts):
     a = profile(space, anchor_acts)
-    other = profile(space, anchor_acts, threshold=space.threshold * 2)
+    other = profile(space, anchor_acts, threshold=space.default_delta * 2)
     with pytest.raises(FacMismatchError, match="thresholds"):
         fac(a, other)
-    foreign = FeatureProfile(a.max_activation, a.count, a.thresholds, a.threshold, "another-space", a.n_texts)
+    foreign = FeatureProfile(a.max_activation, a.count, Threshold(a.delta, a.threshold.per_latent, "another-space"),
+                             a.n_texts)
     with pytest.raises(FacMismatchError, match="feature spaces"):
         a.merge(foreign)
 

@@ -7,8 +7,8 @@ import pytest
 from scipy.stats import fisher_exact
 
 from fac_metric.errors import FacInputError
-from fac_metric.generators import HTTPGenerator
-from fac_metric.relevance import (
+from fac_metric.llm.generators import HTTPGenerator
+from fac_metric.measure.relevance import (
     FEW_RELEVANT,
     all_features,
     contrast_features,
@@ -16,7 +16,6 @@ from fac_metric.relevance import (
     load_guideline,
     select_relevant,
 )
-from fac_metric.scoring import background_profile
 from tests.servers import completion_body
 
 
@@ -27,7 +26,7 @@ def anchor(anchor_scored):
 
 @pytest.fixture(scope="module")
 def background(space):
-    return background_profile(space, space.threshold)
+    return space.background_profile()
 
 
 def test_contrast_keeps_features_the_anchor_fires_significantly_more_often(anchor, background):

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from fac_metric.explain import add_spans, top_spans
-from fac_metric.feature_space import FeatureSpace
-from fac_metric.spans import SPAN_TOKENS, collect_spans
+from fac_metric.meaning.explain import add_spans, top_spans
+from fac_metric.space.feature_space import FeatureSpace
+from fac_metric.meaning.spans import SPAN_TOKENS, collect_spans
 
 
 @pytest.fixture(scope="module")
@@ -52,7 +52,7 @@ def test_a_span_ends_at_the_peak_token_of_its_text(space, texts, heaps):
 def test_spans_and_summaries_round_trip_through_the_feature_space_folder(space, heaps, tmp_path):
     import shutil
 
-    from fac_metric.defaults import default_space_path
+    from fac_metric.space.defaults import default_space_path
 
     shutil.copytree(default_space_path(), tmp_path / "space")
     before = (space.facts, space.token_counts)

@@ -10,8 +10,9 @@ import fac_datasets_ext
 from fac_datasets_ext.journal import Journal
 from fac_datasets_ext.prompts import PromptSet
 from fac_datasets_ext.shapes import detect_shape
-from fac_datasets_ext.synthesis import DedupIndex, Settings, clean_sample, copies, draw_seed, normalise
-from fac_metric.activations import SparseActivations
+from fac_datasets_ext.dedup import DedupIndex, copies, normalise
+from fac_datasets_ext.synthesis import Settings, clean_sample, draw_seed
+from fac_metric.measure.activations import SparseActivations
 from fac_metric.errors import FacInputError
 
 CHAT = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Name a river."},

@@ -3,7 +3,7 @@
 import pytest
 
 from fac_metric.errors import FacInputError
-from fac_metric.tokenization import TextRule, check_items, tokenize
+from fac_metric.space.tokenization import TextRule, check_items, tokenize
 
 
 @pytest.fixture(scope="module")

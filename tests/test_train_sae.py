@@ -6,7 +6,7 @@ import numpy as np
 
 from fac_datasets_ext.cli import main
 from fac_metric.examples import example_path
-from fac_metric.feature_space import FeatureSpace
+from fac_metric.space.feature_space import FeatureSpace
 
 
 def test_train_sae_builds_a_loadable_feature_space_and_resumes(tmp_path, capsys):

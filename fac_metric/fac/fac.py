@@ -4,8 +4,7 @@
 import datasets
 import evaluate
 
-from fac_metric.errors import FacInputError
-from fac_metric.scoring import score
+from fac_metric import FacInputError, score
 
 _DESCRIPTION = """
 Feature Activation Coverage (FAC) measures the diversity of a dataset in the feature space of an
@@ -32,7 +31,8 @@ Args:
     feature_space (`str`, *optional*): a feature-space folder or Hub repo id. Defaults to the
         embedded SmolLM2 space. Loaded once per process and reused by later calls.
     threshold (`float`, *optional*): δ, relative to each feature's scale. Defaults to the space's.
-    relevance (`str`, defaults to "contrast"): how the task-relevant features are chosen.
+    relevance (`str`, `list` of `int` or `RelevanceSpec`, defaults to "contrast"): how the
+        task-relevant features are chosen, or the feature ids to use.
         "contrast": features the anchor activates significantly more often than a contrast set
         (one-sided Fisher exact test, Benjamini-Hochberg FDR `alpha`); "judge": an LLM judges each
         feature's explanation and spans against `guideline` (the paper's method); "all": every
@@ -45,7 +45,6 @@ Args:
     guideline (`str`, *optional*): "toxicity", "helpfulness", "instruction_following",
         "sycophancy", or a sentence describing the task ("judge" mode).
     max_judged (`int`, defaults to 200): judge only the anchor's most frequent N candidates.
-    relevant_features (`list` of `int`, *optional*): use these feature ids instead.
     batch_size (`int`, defaults to 32): texts per forward pass.
     show_progress (`bool`, defaults to False): show progress bars.
     n_missing (`int`, defaults to 100): how many missing features to list (-1 for all).
@@ -109,11 +108,11 @@ class FAC(evaluate.Measurement):
         return super().compute(**kwargs) if data is None else super().compute(data=data, **kwargs)
 
     def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevance="contrast", contrast=None,
-                 alpha=0.05, generator=None, guideline=None, max_judged=200, relevant_features=None, batch_size=32,
+                 alpha=None, generator=None, guideline=None, max_judged=None, batch_size=32,
                  show_progress=False, n_missing=100):
         out = score(data, anchor, feature_space=feature_space, threshold=threshold, relevance=relevance,
                     contrast=contrast, alpha=alpha, generator=generator, guideline=guideline, max_judged=max_judged,
-                    relevant_features=relevant_features, batch_size=batch_size, show_progress=show_progress,
+                    batch_size=batch_size, show_progress=show_progress,
                     anchor_spans=0)
         r = out.result
         return {

@@ -15,7 +15,7 @@ seed per prompt (``seed=[s0, s1, ...]``) completion ``j`` of prompt ``i`` uses
 of the call at all, which is what lets synthesis batch any set of features, on any process. Servers
 reproduce seeds only for requests they run one at a time: use ``concurrency=1`` where that matters.
 
->>> from fac_metric.generators import get_generator
+>>> from fac_metric.llm.generators import get_generator
 >>> gen = get_generator("local")
 >>> gen.name
 'local:smollm2-135m-instruct'
@@ -40,8 +40,8 @@ from urllib.parse import urlparse
 import numpy as np
 import torch
 
-from .errors import FacError, FacInputError
-from .tokenization import check_collection, check_item
+from fac_metric.errors import FacError, FacInputError
+from fac_metric.space.tokenization import check_collection, check_item
 
 Prompt = Union[str, list[dict]]
 """One prompt: a string (one user turn) or chat messages ``[{"role": ..., "content": ...}]``."""
@@ -172,7 +172,7 @@ class LocalGenerator(Generator):
     """Sample from a causal LM in this process, with its chat template.
 
     ``model``: ``None`` (the embedded SmolLM2-135M-Instruct), a local folder or a Hub id, loaded
-    by ``fac_metric.models.load_lm``. ``device``: ``None`` picks CUDA when available, else CPU.
+    by ``fac_metric.space.models.load_lm``. ``device``: ``None`` picks CUDA when available, else CPU.
     Rows are batched ``batch_size`` at a time with left padding; each row samples with its own
     ``torch.Generator``, so a prompt's completions do not depend on which prompts share its batch.
     Nothing here fails transiently, so ``errors`` has no effect (a real error always raises).
@@ -188,7 +188,7 @@ class LocalGenerator(Generator):
         device: str | torch.device | None = None,
         batch_size: int = 8,
     ) -> None:
-        from .models import DEFAULT_LM, load_lm
+        from fac_metric.space.models import DEFAULT_LM, load_lm
 
         super().__init__()
         if batch_size < 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .errors import FacModelError
+from fac_metric.errors import FacModelError
 
 DEFAULT_SPACE_DIR = Path(__file__).parent / "default_space"
 

@@ -1,16 +1,18 @@
 """``FeatureProfile`` (per-feature max and count, mergeable, serialisable) and the FAC math.
 
-Owns: reducing sparse activations to a profile at a threshold δ, merging profiles (elementwise
-max / sum, so 1 or N processes give the same profile), saving and loading them with the feature
-space's fingerprint, and ``fac()``: FAC = |F(data) ∩ F(anchor)| / |F(anchor)| over the relevant
-features, with the missing features ranked. Must not: run models.
+Owns: reducing sparse activations to a profile at a :class:`~fac_metric.measure.threshold.Threshold`
+(the only way profiles are built from data), merging profiles (elementwise max / sum, so 1 or N
+processes give the same profile), saving and loading them with the feature space's
+fingerprint, and ``fac()``: FAC = |F(data) ∩ F(anchor)| / |F(anchor)| over the relevant
+features, with the missing features ranked. Must not: import torch or run models (the feature
+space encodes; this module only counts).
 
 >>> import numpy as np
->>> from fac_metric.activations import SparseActivations
->>> thr = np.full(6, 1.0, np.float32)
+>>> from fac_metric.measure.activations import SparseActivations
+>>> thr = Threshold.relative(1.0, np.ones(6, np.float32), "fp")
 >>> anchor = FeatureProfile.from_activations(
-...     SparseActivations.from_rows([([0, 1, 2], [3., 2., 5.]), ([3], [4.])], [5, 5], 6), thr, 1.0, "fp")
->>> data = FeatureProfile.from_activations(SparseActivations.from_rows([([1, 2], [2., .5])], [3], 6), thr, 1.0, "fp")
+...     SparseActivations.from_rows([([0, 1, 2], [3., 2., 5.]), ([3], [4.])], [5, 5], 6, "fp"), thr)
+>>> data = FeatureProfile.from_activations(SparseActivations.from_rows([([1, 2], [2., .5])], [3], 6, "fp"), thr)
 >>> r = fac(data, anchor)
 >>> r.fac, r.covered, r.missing
 (0.25, [1], [2, 3, 0])
@@ -26,8 +28,9 @@ from typing import Iterable, Sequence
 import numpy as np
 from safetensors.numpy import load_file, save_file
 
-from .activations import SparseActivations
-from .errors import FacInputError, FacMismatchError
+from fac_metric.errors import FacInputError, FacMismatchError
+from fac_metric.measure.activations import SparseActivations
+from fac_metric.measure.threshold import Threshold
 
 PROFILE_WEIGHTS = "profile.safetensors"
 PROFILE_META = "profile.json"
@@ -42,12 +45,8 @@ class FeatureProfile:
     """``float32 [d_sae]``: max pooled activation over all texts (0 where it never fired)."""
     count: np.ndarray
     """``int64 [d_sae]``: number of texts whose activation exceeds the latent's threshold."""
-    thresholds: np.ndarray
-    """``float32 [d_sae]``: the absolute per-latent thresholds counted at (δ x scale)."""
-    threshold: float
-    """δ, the relative threshold the counts were made at."""
-    fingerprint: str
-    """Fingerprint of the feature space that encoded the texts."""
+    threshold: Threshold
+    """What "active" meant when counting: δ, the per-latent activations, the feature space."""
     n_texts: int = 0
     n_tokens: int = 0
 
@@ -56,52 +55,52 @@ class FeatureProfile:
         return len(self.max_activation)
 
     @property
+    def delta(self) -> float:
+        """δ, the relative threshold the counts were made at."""
+        return self.threshold.delta
+
+    @property
+    def fingerprint(self) -> str:
+        """Fingerprint of the feature space that encoded the texts."""
+        return self.threshold.fingerprint
+
+    @property
     def active(self) -> np.ndarray:
         """Boolean mask of covered latents: some text activates them above their threshold."""
         return self.count > 0
 
     @classmethod
-    def empty(cls, d_sae: int, thresholds: np.ndarray, threshold: float, fingerprint: str) -> "FeatureProfile":
-        return cls(np.zeros(d_sae, np.float32), np.zeros(d_sae, np.int64), np.asarray(thresholds, np.float32),
-                   float(threshold), fingerprint)
+    def from_activations(cls, acts: SparseActivations | Iterable[SparseActivations],
+                         threshold: Threshold) -> "FeatureProfile":
+        """The profile of ``acts`` (one ``SparseActivations`` or an iterable of chunks, streamed).
 
-    @classmethod
-    def from_activations(cls, acts: SparseActivations, thresholds: np.ndarray, threshold: float,
-                         fingerprint: str) -> "FeatureProfile":
-        prof = cls.empty(acts.d_sae, thresholds, threshold, fingerprint)
-        prof.update(acts)
+        Refuses activations of another feature space than ``threshold``'s, or of another width.
+        """
+        if not isinstance(threshold, Threshold):
+            raise FacInputError(f"threshold must be a Threshold (from FeatureSpace.threshold_at), not "
+                                f"{type(threshold).__name__}")
+        prof = cls(np.zeros(threshold.d_sae, np.float32), np.zeros(threshold.d_sae, np.int64), threshold)
+        for part in [acts] if isinstance(acts, SparseActivations) else acts:
+            prof._fold(part)
         return prof
 
-    @classmethod
-    def from_texts(cls, space, texts: Iterable, *, threshold: float | None = None, batch_size: int = 32,
-                   show_progress: bool = True, desc: str = "Profiling") -> "FeatureProfile":
-        """Stream ``texts`` through ``space`` chunk by chunk (memory stays flat)."""
-        delta = space.threshold if threshold is None else float(threshold)
-        prof = cls.empty(space.d_sae, space.absolute_thresholds(delta), delta, space.fingerprint)
-        for part in space.iter_encode(texts, batch_size=batch_size, show_progress=show_progress, desc=desc):
-            prof.update(part)
-        if prof.n_texts == 0:
-            raise FacInputError("no texts to profile: pass at least one string or chat")
-        return prof
-
-    def update(self, acts: SparseActivations) -> "FeatureProfile":
-        """Fold more texts' activations in (in place); returns ``self``."""
+    def _fold(self, acts: SparseActivations) -> None:
+        if not isinstance(acts, SparseActivations):
+            raise FacInputError(f"expected SparseActivations (from FeatureSpace.encode), not {type(acts).__name__}")
         if acts.d_sae != self.d_sae:
             raise FacMismatchError(f"activations of width {acts.d_sae} cannot join a profile of width {self.d_sae}")
+        self.threshold.check(acts.fingerprint)
         np.maximum.at(self.max_activation, acts.indices, acts.values)
-        above = acts.values > self.thresholds[acts.indices]
+        above = acts.values > self.threshold.per_latent[acts.indices]
         self.count += np.bincount(acts.indices[above], minlength=self.d_sae)
         self.n_texts += acts.n_texts
         self.n_tokens += int(acts.n_tokens.sum())
-        return self
 
     def merge(self, other: "FeatureProfile") -> "FeatureProfile":
         """The profile of both datasets together: identical to profiling their concatenation."""
         self.check_compatible(other)
-        return FeatureProfile(
-            np.maximum(self.max_activation, other.max_activation), self.count + other.count, self.thresholds.copy(),
-            self.threshold, self.fingerprint, self.n_texts + other.n_texts, self.n_tokens + other.n_tokens,
-        )
+        return FeatureProfile(np.maximum(self.max_activation, other.max_activation), self.count + other.count,
+                              self.threshold, self.n_texts + other.n_texts, self.n_tokens + other.n_tokens)
 
     def check_compatible(self, other: "FeatureProfile", what: str = "profiles") -> None:
         """Refuse to combine profiles of other feature spaces or thresholds."""
@@ -110,9 +109,9 @@ class FeatureProfile:
                 f"{what} come from different feature spaces ({self.fingerprint} vs {other.fingerprint}): "
                 "profile both with the same feature space"
             )
-        if self.threshold != other.threshold or not np.array_equal(self.thresholds, other.thresholds):
+        if self.threshold != other.threshold:
             raise FacMismatchError(
-                f"{what} were counted at different thresholds (δ={self.threshold} vs δ={other.threshold}): "
+                f"{what} were counted at different thresholds (δ={self.delta} vs δ={other.delta}): "
                 "recompute one at the other's threshold"
             )
 
@@ -120,23 +119,27 @@ class FeatureProfile:
         """Write ``profile.safetensors`` + ``profile.json`` into folder ``path``."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        save_file({"max_activation": self.max_activation, "count": self.count, "thresholds": self.thresholds},
-                  str(path / PROFILE_WEIGHTS))
-        meta = {"threshold": self.threshold, "fingerprint": self.fingerprint, "n_texts": self.n_texts,
+        save_file({"max_activation": self.max_activation, "count": self.count,
+                   "thresholds": np.ascontiguousarray(self.threshold.per_latent)}, str(path / PROFILE_WEIGHTS))
+        meta = {"threshold": self.delta, "fingerprint": self.fingerprint, "n_texts": self.n_texts,
                 "n_tokens": self.n_tokens, "d_sae": self.d_sae, "format": "fac-profile/1"}
         (path / PROFILE_META).write_text(json.dumps(meta, indent=2) + "\n")
         return path
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureProfile":
+        """A profile saved with :meth:`save` (counts are fixed at its δ: to count at another δ,
+        save the activations instead and build a profile from them)."""
         path = Path(path)
         if not (path / PROFILE_META).is_file() or not (path / PROFILE_WEIGHTS).is_file():
             raise FacInputError(f"{path} is not a saved profile (expected {PROFILE_META} and {PROFILE_WEIGHTS})")
         meta = json.loads((path / PROFILE_META).read_text())
         arrays = load_file(str(path / PROFILE_WEIGHTS))
+        per = arrays["thresholds"].astype(np.float32)
+        per.setflags(write=False)
         return cls(arrays["max_activation"].astype(np.float32), arrays["count"].astype(np.int64),
-                   arrays["thresholds"].astype(np.float32), float(meta["threshold"]), meta["fingerprint"],
-                   int(meta["n_texts"]), int(meta["n_tokens"]))
+                   Threshold(float(meta["threshold"]), per, meta["fingerprint"]), int(meta["n_texts"]),
+                   int(meta["n_tokens"]))
 
     @staticmethod
     def is_saved(path) -> bool:
@@ -176,7 +179,7 @@ def fac(
     """FAC of ``data`` against ``anchor`` (see the module docstring for a worked example).
 
     The reference set F(anchor) is the anchor-covered features among ``relevant`` (ids, chosen
-    by :mod:`fac_metric.relevance`; ``relevance`` names how), or all anchor-covered features.
+    by :mod:`fac_metric.measure.relevance`; ``relevance`` names how), or all anchor-covered features.
     Without an anchor: the share of ``live`` latents (default: all) that ``data`` covers.
     """
     if anchor is None:
@@ -201,7 +204,7 @@ def fac(
     n_ref = int(ref.sum())
     order_src = anchor if anchor is not None else data
     # Rank missing features by how often the anchor fires them, then by how strongly (relative).
-    strength = order_src.max_activation / np.maximum(order_src.thresholds, 1e-12)
+    strength = order_src.max_activation / np.maximum(order_src.threshold.per_latent, 1e-12)
     missing = np.flatnonzero(missing_mask)
     missing = missing[np.lexsort((missing, -strength[missing], -order_src.count[missing]))]
     return FACResult(
@@ -211,7 +214,7 @@ def fac(
         covered=np.flatnonzero(covered_mask).tolist(),
         missing=missing.tolist(),
         relevance=relevance or mode,
-        threshold=data.threshold,
+        threshold=data.delta,
         n_texts=data.n_texts,
         n_anchor_texts=n_anchor,
     )

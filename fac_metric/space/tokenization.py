@@ -13,7 +13,7 @@ The rule (stored with a feature space, part of its fingerprint):
   position 0, the attention sink (its residual norm is ~100x the usual), so no word is lost to it.
 
 >>> from transformers import AutoTokenizer
->>> from fac_metric.models import default_lm_dir
+>>> from fac_metric.space.models import default_lm_dir
 >>> tok = AutoTokenizer.from_pretrained(default_lm_dir())
 >>> enc = tokenize(tok, "Hello world", TextRule("raw", 64))
 >>> [tok.decode(i) for i, c in zip(enc.input_ids, enc.counted) if c]
@@ -28,7 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple, Sequence, Union
 
-from .errors import FacInputError
+from fac_metric.errors import FacInputError
 
 Message = dict
 TextItem = Union[str, Sequence[Message]]

@@ -1,22 +1,31 @@
 """``FeatureSpace`` = a causal LM cut at one layer + an SAE + the tokenisation/pooling rule.
 
 Owns: ``encode(texts) -> SparseActivations`` (batched, streamed in chunks, progress bar, CUDA
-when present), per-latent activation scales and the relative threshold δ, the fingerprint that
-profiles and caches carry, and the feature-space folder on disk (``feature_space.json`` +
-sae-lens files + ``feature_stats.safetensors`` + ``features.jsonl``). Must not: compute FAC
-(``profile.py``) or hold anything dense of size texts x SAE width.
+when present) and ``profile(texts)``, the loop that streams texts through the model into a
+:class:`~fac_metric.measure.profile.FeatureProfile`; per-latent activation scales and δ
+(``threshold_at`` resolves and validates δ into a ``Threshold``); the background profile; the
+fingerprint that activations, profiles and caches carry; the lifecycle: where a space came from
+(``source``), one loaded copy per source and process (``get_feature_space``), the folder on
+disk (``feature_space.json`` as a typed ``SpaceConfig`` + sae-lens files +
+``feature_stats.safetensors`` + ``features.jsonl``), and calibration as a new space
+(``with_calibration``). Must not: compute FAC or choose relevant features (``measure``), or hold
+anything dense of size texts x SAE width.
 
->>> space = FeatureSpace.load()                       # the embedded default, offline
+>>> space = get_feature_space()                       # the embedded default, offline, loaded once
 >>> acts = space.encode(["Write a haiku about rain.", "List three prime numbers."], show_progress=False)
->>> acts.n_texts, acts.d_sae == space.d_sae, bool((acts.values > 0).all())
-(2, True, True)
+>>> acts.n_texts, acts.d_sae == space.d_sae, bool((acts.values > 0).all()), acts.fingerprint == space.fingerprint
+(2, True, True, True)
+>>> space.source.spec is None and get_feature_space(space.source) is space
+True
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal, NamedTuple, Sequence
 
@@ -25,12 +34,14 @@ import torch
 from safetensors.numpy import load_file as load_np, save_file as save_np
 from tqdm.auto import tqdm
 
-from .activations import SparseActivations
-from .errors import FacInputError, FacModelError
-from .layer_reader import LayerReader, auto_dtype, hook_for_layer, layer_of_hook
-from .models import DEFAULT_LM, load_lm, offline
-from .sae_io import load_sae
-from .tokenization import TextItem, TextRule, check_collection, check_item
+from fac_metric.errors import FacInputError, FacModelError
+from fac_metric.measure.activations import SparseActivations
+from fac_metric.measure.profile import FeatureProfile
+from fac_metric.measure.threshold import Threshold
+from fac_metric.space.layer_reader import LayerReader, auto_dtype, hook_for_layer, layer_of_hook
+from fac_metric.space.models import DEFAULT_LM, load_lm, offline
+from fac_metric.space.sae_io import load_sae
+from fac_metric.space.tokenization import TextItem, TextRule, check_collection, check_item
 
 SPACE_FILE = "feature_space.json"
 STATS_FILE = "feature_stats.safetensors"
@@ -47,6 +58,56 @@ same-task from unrelated data and a few texts cannot saturate it: docs/calibrati
 
 _TOKENS_PER_SAE_CALL = 4096  # bounds the dense [tokens, d_sae] block the SAE produces per call
 _TEXTS_PER_CHUNK = 1024  # texts tokenised at once: memory stays flat however many texts come
+
+
+@dataclass(frozen=True)
+class SpaceSource:
+    """Where a loaded space came from: the arguments that load it again (in another process too)."""
+
+    spec: str | None
+    """The folder (resolved), the Hub repo id, or None for the embedded default."""
+    device: str
+    dtype: str
+    """The dtype the LM runs in (``float32``, ``bfloat16``, ...), never ``auto``."""
+    model: str | None = None
+    revision: str | None = None
+    threshold: float | None = None
+    text_format: str | None = None
+
+
+@dataclass(frozen=True)
+class SpaceConfig:
+    """``feature_space.json``: what :meth:`FeatureSpace.save` writes and :meth:`FeatureSpace.load` reads."""
+
+    model: str
+    hook: str
+    text_format: Literal["chat", "raw"]
+    max_length: int
+    pooling: str = "max"
+    threshold: float = DEFAULT_THRESHOLD
+    """The default δ."""
+    threshold_rule: str = "absolute"
+    lm_fingerprint: str | None = None
+    fingerprint: str | None = None
+    model_revision: str | None = None
+    format_version: int = FORMAT_VERSION
+
+    @classmethod
+    def read(cls, folder: Path) -> "SpaceConfig":
+        try:
+            meta = json.loads((folder / SPACE_FILE).read_text())
+        except ValueError as err:
+            raise FacModelError(f"{folder / SPACE_FILE} is not valid JSON: {err}") from err
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise FacModelError(f"{folder} was written by a newer fac (format {meta['format_version']}): upgrade fac")
+        known = {f.name for f in dataclasses.fields(cls)}
+        missing = sorted({"model", "hook", "text_format", "max_length"} - set(meta))
+        if missing:
+            raise FacModelError(f"{folder / SPACE_FILE} lacks {missing}: it is not a feature-space config")
+        return cls(**{k: v for k, v in meta.items() if k in known})
+
+    def write(self, folder: Path) -> None:
+        (folder / SPACE_FILE).write_text(json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
 
 class PeakChunk(NamedTuple):
@@ -86,7 +147,8 @@ class FeatureSpace:
         self.sae = sae
         self.model_name = model_name
         self.pooling = pooling
-        self.threshold = float(threshold)
+        self.default_delta = float(threshold)
+        """The δ this space uses unless told otherwise (``feature_space.json``'s ``threshold``)."""
         d_sae = int(sae.cfg.d_sae)
         if scales is not None and len(scales) != d_sae:
             raise FacModelError(f"{len(scales)} latent scales for an SAE of width {d_sae}")
@@ -99,6 +161,10 @@ class FeatureSpace:
         self.token_counts: np.ndarray | None = None
         """Counted-token frequencies of the corpus the top spans came from (LLM-free labels use them)."""
         self._fingerprint: str | None = None
+        self.source: SpaceSource | None = None
+        """Where this space was loaded from (None when built from components)."""
+        self._backgrounds: dict[float, FeatureProfile] = {}
+        Threshold.relative(self.default_delta, self.scales, "")  # a bad default δ fails at construction
 
     # ----------------------------------------------------------------- construction
     @classmethod
@@ -164,36 +230,37 @@ class FeatureSpace:
         ``text_format="raw"`` encodes plain strings as documents instead of user turns (this
         changes the fingerprint: profiles made one way are refused the other way).
         """
-        folder = _resolve_space(path, revision=revision, token=token)
-        meta = json.loads((folder / SPACE_FILE).read_text())
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise FacModelError(f"{folder} was written by a newer fac (format {meta['format_version']}): upgrade fac")
+        folder = resolve_space_folder(path, revision=revision, token=token)
+        cfg = SpaceConfig.read(folder)
         stats = load_np(str(folder / STATS_FILE)) if (folder / STATS_FILE).is_file() else {}
         background = SparseActivations.from_arrays({k[3:]: v for k, v in stats.items() if k.startswith("bg_")}) if "bg_indptr" in stats else None
         space = cls.from_components(
-            model if model is not None else meta["model"],
+            model if model is not None else cfg.model,
             folder,
-            hook=meta["hook"],
-            text_format=text_format or meta["text_format"],
-            max_length=meta["max_length"],
-            pooling=meta["pooling"],
-            threshold=threshold if threshold is not None else meta["threshold"],
+            hook=cfg.hook,
+            text_format=text_format or cfg.text_format,
+            max_length=cfg.max_length,
+            pooling=cfg.pooling,  # type: ignore[arg-type]
+            threshold=threshold if threshold is not None else cfg.threshold,
             scales=stats.get("scale"),
-            revision=meta.get("model_revision") if model is None else None,
+            revision=cfg.model_revision if model is None else None,
             token=token,
             device=device,
             dtype=dtype,
         )
-        space.background = background
+        space.background = background._replace(fingerprint=space.fingerprint) if background is not None else None
         space.token_counts = stats.get("token_counts")
         if (folder / FACTS_FILE).is_file():
             space._facts_file = folder / FACTS_FILE
-        expected = meta.get("lm_fingerprint")
+        expected = cfg.lm_fingerprint
         if expected and expected != space.lm_fingerprint():
             raise FacModelError(
                 f"the LM loaded for {folder} has other weights than the one it was calibrated with "
-                f"(fingerprint {space.lm_fingerprint()} != {expected}): load the model the feature space names ({meta['model']!r})"
+                f"(fingerprint {space.lm_fingerprint()} != {expected}): load the model the feature space names ({cfg.model!r})"
             )
+        spec = None if path is None else (str(folder.resolve()) if Path(os.fspath(path)).is_dir() else str(path))
+        space.source = SpaceSource(spec, str(space.sae.W_enc.device), space.dtype, None if model is None else str(model),
+                                   revision, threshold, text_format)
         return space
 
     def save(self, path: str | os.PathLike) -> Path:
@@ -201,21 +268,26 @@ class FeatureSpace:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.sae.save_model(str(path))
-        meta = {
-            "format_version": FORMAT_VERSION,
-            "model": self.model_name,
-            "hook": self.reader.hook,
-            "text_format": self.reader.rule.format,
-            "max_length": self.reader.rule.max_length,
-            "pooling": self.pooling,
-            "threshold": self.threshold,
-            "threshold_rule": "relative: active when activation > threshold * scale[latent]" if self.calibrated else "absolute",
-            "lm_fingerprint": self.lm_fingerprint(),
-            "fingerprint": self.fingerprint,
-        }
-        (path / SPACE_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+        self.config().write(path)
         self.save_facts(path)
         return path
+
+    def config(self) -> SpaceConfig:
+        """The typed ``feature_space.json`` of this space (what :meth:`save` writes)."""
+        rule = "relative: active when activation > threshold * scale[latent]" if self.calibrated else "absolute"
+        return SpaceConfig(self.model_name, self.reader.hook, self.reader.rule.format, self.reader.rule.max_length,
+                           self.pooling, self.default_delta, rule, self.lm_fingerprint(), self.fingerprint)
+
+    def with_calibration(self, scales: np.ndarray, background: SparseActivations | None = None,
+                         facts: list[dict] | None = None) -> "FeatureSpace":
+        """A new space on the same LM and SAE with these per-latent ``scales`` (and background
+        activations, facts); this one is left as it is. Its fingerprint differs (scales are part of it)."""
+        new = FeatureSpace(self.reader, self.sae, model_name=self.model_name, pooling=self.pooling,
+                           threshold=self.default_delta, scales=scales, facts=facts)
+        new.token_counts = self.token_counts
+        if background is not None:
+            new.background = background._replace(fingerprint=new.fingerprint)
+        return new
 
     @property
     def facts(self) -> list[dict]:
@@ -303,12 +375,60 @@ class FeatureSpace:
             self._fingerprint = h.hexdigest()
         return self._fingerprint
 
-    def absolute_thresholds(self, threshold: float | None = None) -> np.ndarray:
-        """Per-latent activation a text must exceed for the latent to count as active: δ x scale."""
-        delta = self.threshold if threshold is None else float(threshold)
-        if not delta >= 0:
-            raise FacInputError(f"threshold={threshold!r} must be a number >= 0")
-        return (delta * self.scales).astype(np.float32)
+    @property
+    def dtype(self) -> str:
+        """The dtype the LM runs in (``float32``, ``bfloat16``, ...)."""
+        return str(self.reader.model.dtype).removeprefix("torch.")
+
+    @property
+    def threshold(self) -> Threshold:
+        """The space's default δ, as a :class:`Threshold`."""
+        return self.threshold_at(None)
+
+    def threshold_at(self, threshold: "float | Threshold | None" = None) -> Threshold:
+        """δ resolved once: None (this space's default), a number (relative to each latent's
+        scale) or a ``Threshold`` (checked to be this space's), validated, with its per-latent
+        activations (δ x scale)."""
+        if isinstance(threshold, Threshold):
+            threshold.check(self.fingerprint, "the threshold")
+            return threshold
+        return Threshold.relative(self.default_delta if threshold is None else threshold, self.scales, self.fingerprint)
+
+    def background_profile(self, threshold: "float | Threshold | None" = None) -> FeatureProfile | None:
+        """The shipped background corpus' profile at ``threshold`` (None if the space has none)."""
+        if self.background is None:
+            return None
+        thr = self.threshold_at(threshold)
+        key = thr.delta
+        if key not in self._backgrounds or self._backgrounds[key].threshold != thr:
+            self._backgrounds[key] = FeatureProfile.from_activations(self.background, thr)
+        return self._backgrounds[key]
+
+    def profile(self, texts: Iterable[TextItem], threshold: "float | Threshold | None" = None, *,
+                spans: Any = None, batch_size: int = 32, show_progress: bool = True,
+                desc: str = "Profiling") -> FeatureProfile:
+        """The profile of ``texts`` at ``threshold``, streamed chunk by chunk (memory stays flat).
+
+        ``spans``: a :class:`~fac_metric.meaning.spans.TopSpans` to fill in the same pass (each
+        feature's top spans over these texts). Same profile as
+        ``FeatureProfile.from_activations(self.encode(texts), self.threshold_at(threshold))``.
+        """
+        thr = self.threshold_at(threshold)
+        if spans is None:
+            chunks = self.iter_encode(texts, batch_size=batch_size, show_progress=show_progress, desc=desc)
+        else:
+            from fac_metric.meaning.spans import SPAN_CHUNK
+
+            def chunks_and_spans():
+                for chunk in self.iter_peaks(texts, batch_size=batch_size, chunk_size=SPAN_CHUNK,
+                                             show_progress=show_progress, desc=desc):
+                    spans.update(chunk)
+                    yield chunk.acts
+            chunks = chunks_and_spans()
+        prof = FeatureProfile.from_activations(chunks, thr)
+        if prof.n_texts == 0:
+            raise FacInputError("no texts to profile: pass at least one string or chat")
+        return prof
 
     # ----------------------------------------------------------------- encoding
     def encode(
@@ -394,7 +514,7 @@ class FeatureSpace:
                     where[text_id] = pos[bounds[row] : bounds[row + 1]]
                 n_tokens[text_id] = batch.lengths[row]
             bar.update(len(ids))
-        acts = SparseActivations.from_rows(rows, n_tokens, self.d_sae)  # type: ignore[arg-type]
+        acts = SparseActivations.from_rows(rows, n_tokens, self.d_sae, self.fingerprint)  # type: ignore[arg-type]
         if not peaks:
             return acts
         counted = [[t for t, c in zip(tok.input_ids, tok.counted) if c] for tok in tokenized]
@@ -431,11 +551,36 @@ class FeatureSpace:
 
     def __repr__(self) -> str:
         return (f"FeatureSpace(model={self.model_name!r}, hook={self.reader.hook!r}, d_sae={self.d_sae}, "
-                f"format={self.reader.rule.format!r}, pooling={self.pooling!r}, threshold={self.threshold})")
+                f"format={self.reader.rule.format!r}, pooling={self.pooling!r}, threshold={self.default_delta})")
 
 
-def _resolve_space(path, *, revision=None, token=None) -> Path:
-    from .defaults import default_space_path
+_LOADED: dict[Any, FeatureSpace] = {}
+
+
+def get_feature_space(spec: Any = None, *, device: str | None = None, dtype: str = "auto") -> FeatureSpace:
+    """A loaded ``FeatureSpace``, once per source and process: a folder, Hub id, ``None`` (the
+    embedded default), a :class:`SpaceSource` (``space.source``: load it again), or an instance
+    (returned as it is). The LM and SAE then load once per process, not once per call."""
+    if isinstance(spec, FeatureSpace):
+        return spec
+    if isinstance(spec, SpaceSource):
+        key: Any = spec
+        load = dict(path=spec.spec, device=spec.device, dtype=spec.dtype, model=spec.model, revision=spec.revision,
+                    threshold=spec.threshold, text_format=spec.text_format)
+    else:
+        local = spec is not None and Path(os.fspath(spec)).exists()
+        key = (str(Path(spec).resolve()) if local else spec, device, str(dtype))
+        load = dict(path=spec, device=device, dtype=dtype)
+    if key not in _LOADED:
+        space = FeatureSpace.load(**load)
+        _LOADED[key] = _LOADED.setdefault(space.source, space)  # found again by its source, e.g. in a worker
+    return _LOADED[key]
+
+
+def resolve_space_folder(path: Any = None, *, revision: str | None = None, token: str | bool | None = None) -> Path:
+    """The local folder of feature space ``path``: a folder, a Hub repo id (downloaded), or None
+    (the embedded default)."""
+    from fac_metric.space.defaults import default_space_path
 
     if path is None:
         return default_space_path()

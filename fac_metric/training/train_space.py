@@ -18,10 +18,10 @@ from typing import Sequence
 
 import torch
 
-from .corpora import default_training_rows, split_heldout
-from .layer_reader import LayerReader, hook_for_layer
-from .models import DEFAULT_LM, load_lm
-from .sae_training import (
+from fac_metric.training.corpora import default_training_rows, split_heldout
+from fac_metric.space.layer_reader import LayerReader, hook_for_layer
+from fac_metric.space.models import DEFAULT_LM, load_lm
+from fac_metric.training.sae_training import (
     SAETrainConfig,
     drop_outliers,
     extract_activations,
@@ -30,7 +30,7 @@ from .sae_training import (
     spliced_loss,
     train_sae,
 )
-from .tokenization import TextRule
+from fac_metric.space.tokenization import TextRule
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +111,8 @@ def run(args: TrainSpaceArgs) -> dict:
 
 
 def calibrate(space, calibration_texts: Sequence, background_texts: Sequence, *, batch_size: int = 32,
-              min_firings: int = 3, show_progress: bool = True) -> None:
-    """Set ``space.scales``, ``space.background`` and per-latent facts from held-out text (in place).
+              min_firings: int = 3, show_progress: bool = True):
+    """A new space: ``space`` with per-latent scales, background and facts from held-out text.
 
     A latent's scale is the median of its pooled activation over the calibration texts it fires
     on: raw activations differ by an order of magnitude between latents, so δ is a fraction of
@@ -121,8 +121,6 @@ def calibrate(space, calibration_texts: Sequence, background_texts: Sequence, *,
     define which latents are generic and which are alive.
     """
     import numpy as np
-
-    from .scoring import background_profile
 
     calib = space.encode(list(calibration_texts), batch_size=batch_size, show_progress=show_progress, desc="Calibrating")
     order = np.argsort(calib.indices, kind="stable")
@@ -134,17 +132,16 @@ def calibrate(space, calibration_texts: Sequence, background_texts: Sequence, *,
         scales[i] = np.median(vals[bounds[i] : bounds[i + 1]])
     fallback = float(np.median(scales[firings >= min_firings])) if (firings >= min_firings).any() else 1.0
     scales[firings < min_firings] = fallback
-    space.scales = scales
-    space.calibrated = True
-    space._fingerprint = None
-    space.background = space.encode(list(background_texts), batch_size=batch_size, show_progress=show_progress,
-                                     desc="Background")
-    bg = background_profile(space, space.threshold)
-    space.facts = [
+    background = space.encode(list(background_texts), batch_size=batch_size, show_progress=show_progress,
+                              desc="Background")
+    calibrated = space.with_calibration(scales, background)
+    bg = calibrated.background_profile()
+    calibrated.facts = [
         {"id": int(i), "scale": round(float(scales[i]), 4), "calibration_firings": int(firings[i]),
          "background_fraction": round(float(bg.count[i] / bg.n_texts), 4)}
         for i in range(space.d_sae)
     ]
+    return calibrated
 
 
 def row_items(rows: Sequence[dict]) -> list:
@@ -166,8 +163,8 @@ def rows_within(rows: Sequence[dict], max_tokens: int) -> list[dict]:
 
 def describe(space, rows: Sequence[dict], *, k: int = 20, batch_size: int = 32, show_progress: bool = True):
     """Collect every latent's top spans over ``rows`` and write spans + summaries into ``space.facts``."""
-    from .explain import add_spans
-    from .spans import collect_spans
+    from fac_metric.meaning.explain import add_spans
+    from fac_metric.meaning.spans import collect_spans
 
     heaps = collect_spans(space, row_items(rows), k=k, batch_size=batch_size, show_progress=show_progress)
     add_spans(space, heaps)
@@ -182,7 +179,7 @@ def finalize(args: TrainSpaceArgs, reader: LayerReader, train_rows: Sequence[dic
     """
     from sae_lens import SAE
 
-    from .feature_space import FeatureSpace
+    from fac_metric.space.feature_space import FeatureSpace
 
     sae = SAE.load_from_disk(str(args.work_dir / "sae"), device="cpu")
     # The committed SAE is fp16: calibrate the exact weights that will be loaded.
@@ -190,7 +187,8 @@ def finalize(args: TrainSpaceArgs, reader: LayerReader, train_rows: Sequence[dic
     space_reader = LayerReader(reader.model, reader.tokenizer, reader.hook, TextRule("chat", 512))
     space = FeatureSpace(space_reader, sae, model_name=str(args.model))
     background = [r["text"] for r in heldout_rows if "text" in r]
-    calibrate(space, row_items(heldout_rows), background, batch_size=args.batch_size, show_progress=args.show_progress)
+    space = calibrate(space, row_items(heldout_rows), background, batch_size=args.batch_size,
+                      show_progress=args.show_progress)
     describe(space, rows_within(train_rows, args.span_tokens), batch_size=args.batch_size,
              show_progress=args.show_progress)
     space.sae.to(torch.float16)  # halves the committed file

@@ -14,14 +14,48 @@ import html
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .scoring import ScoreOutput, top_missing
+from fac_metric.meaning.explain import top_spans
+
+if TYPE_CHECKING:  # the report reads a ScoreOutput; it never runs the pipeline
+    from fac_metric.scoring import ScoreOutput
 
 REPORT_FEATURES = 30
 """Missing features described in the reports (``result.json`` lists every missing id)."""
 
+
+def top_missing(out: ScoreOutput, n: int = 20, *, explanations: dict[int, dict] | None = None,
+                n_spans: int = 3) -> list[dict]:
+    """The first ``n`` missing features with what a reader needs: how often and how strongly the
+    anchor fires them, what they mean (LLM explanation when given, else the LLM-free summary) and
+    where they fire (the anchor's own top spans, then the feature space's corpus spans)."""
+    rows = []
+    ref = out.anchor_profile or out.data_profile
+    for i in out.result.missing[: None if n < 0 else n]:
+        fact = out.space.fact(i)
+        llm = (explanations or {}).get(i)
+        anchor = (out.anchor_spans.top(i) if out.anchor_spans is not None else [])[:n_spans]
+        rows.append({
+            "feature": int(i),
+            "anchor_texts": int(ref.count[i]),
+            "anchor_fraction": float(ref.count[i] / max(ref.n_texts, 1)),
+            "max_activation": float(ref.max_activation[i]),
+            "relative_strength": float(ref.max_activation[i] / max(float(ref.threshold.per_latent[i]), 1e-12)),
+            "summary": fact.get("summary"),
+            **({"explanation": llm["explanation"], "explanation_verified": llm.get("verified"),
+                "explainer": llm.get("source")} if llm else {}),
+            **({"background_fraction": fact["background_fraction"]} if "background_fraction" in fact else {}),
+            **({"q_value": out.relevance.per_feature[i]["q"]} if out.relevance is not None
+               and "q" in out.relevance.per_feature.get(i, {}) else {}),
+            **({"decision": out.relevance.per_feature[i]["decision"]} if out.relevance is not None
+               and "decision" in out.relevance.per_feature.get(i, {}) else {}),
+            "anchor_spans": [s.to_dict() for s in anchor],
+            "corpus_spans": [s.to_dict() for s in top_spans(out.space, i)[:n_spans]],
+        })
+    return rows
 
 def summary_line(out: ScoreOutput) -> str:
     r = out.result

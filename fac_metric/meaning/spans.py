@@ -7,7 +7,7 @@ LLM-free explanations compare peak tokens against). Memory is ``d_sae x k`` entr
 vocabulary-sized counter, however long the corpus is. Must not: explain or judge features
 (``explain.py``, ``relevance.py``).
 
->>> from fac_metric.feature_space import FeatureSpace
+>>> from fac_metric.space.feature_space import FeatureSpace
 >>> space = FeatureSpace.load()
 >>> spans = collect_spans(space, ["The storm brought heavy rain.", "Rain fell all night."], k=2, show_progress=False)
 >>> top = spans.top(int(spans.count.argmax()))    # a latent that fired on both texts

@@ -8,7 +8,7 @@ against the spans), through any generator backend, cached on disk per (feature s
 generator) so a killed run resumes; (c) ``add_spans``: writing spans and summaries into a
 feature space's ``features.jsonl``. Must not: decide relevance (``relevance.py``).
 
->>> from fac_metric.spans import Span
+>>> from fac_metric.meaning.spans import Span
 >>> spans = [Span(0, 9.0, 5, "heavy rain", 5, 6490), Span(1, 8.0, 3, "the rain", 3, 6490),
 ...          Span(2, 7.5, 4, "a storm", 1, 9999)]
 >>> summarize(spans)
@@ -26,7 +26,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .spans import Span, TopSpans
+from fac_metric.meaning.spans import Span, TopSpans
 
 STORED_SPANS = 10
 """Top spans written to ``features.jsonl`` per feature (the paper explains from its top 10)."""
@@ -117,7 +117,7 @@ CANNOT_TELL = "Cannot Tell"
 
 
 def load_prompt(name: str) -> str:
-    """A prompt template shipped in ``fac_metric/prompts`` (``explain``, ``check``, ``judge``)."""
+    """A prompt template shipped in ``fac_metric/meaning/prompts`` (``explain``, ``check``, ``judge``)."""
     return (_PROMPTS / f"{name}.txt").read_text(encoding="utf-8")
 
 
@@ -142,8 +142,8 @@ def cache_key(*parts: object) -> str:
 
 def llm_cache(space, cache_dir: str | os.PathLike | None = None):
     """The on-disk store of this feature space's LLM answers (explanations, checks, judgments)."""
-    from .cache import JsonlCache
-    from .models import cache_dir as default_cache_dir
+    from fac_metric.llm.answer_cache import JsonlCache
+    from fac_metric.space.models import cache_dir as default_cache_dir
 
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "llm"
     return JsonlCache(root / f"{space.fingerprint}.jsonl")

@@ -14,8 +14,8 @@ from typing import Iterator, Sequence
 
 import torch
 
-from .errors import FacInputError, FacModelError
-from .tokenization import TextItem, TextRule, Tokenized, tokenize
+from fac_metric.errors import FacInputError, FacModelError
+from fac_metric.space.tokenization import TextItem, TextRule, Tokenized, tokenize
 
 
 class _StopForward(Exception):

