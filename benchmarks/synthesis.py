@@ -51,7 +51,7 @@ THROUGHPUT_TARGET = 0.8
 
 def make_recorder(inner):
     """A ``Generator`` that forwards to ``inner`` and keeps each ``generate`` call's arguments and time."""
-    from fac_metric.llm.generators import Generator
+    from fac_metric.llm import Generator
 
     class Recording(Generator):
         supports_scoring = inner.supports_scoring
@@ -171,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from fac_metric.examples import load_example
-    from fac_metric.llm.generators import LocalGenerator
+    from fac_metric.llm import LocalGenerator
 
     t0 = time.perf_counter()
     command = "python " + " ".join(shlex.quote(a) for a in [sys.argv[0], *(argv if argv is not None else sys.argv[1:])])

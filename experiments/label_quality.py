@@ -31,7 +31,7 @@ import numpy as np
 from fac_metric.training.corpora import split_heldout
 from fac_metric.examples import load_example
 from fac_metric.meaning.explain import CANNOT_TELL, explain_features
-from fac_metric.llm.generators import get_generator
+from fac_metric.llm import get_generator
 from fac_metric import get_feature_space
 from fac_metric.meaning.spans import SPAN_TOKENS
 from fac_metric.training.train_space import TrainSpaceArgs, default_rows, row_items

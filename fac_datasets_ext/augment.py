@@ -33,7 +33,7 @@ from fac_metric.space import cache_dir as fac_cache_dir
 from .distributed import Ranks, encode_one_by_one, profile_spread
 from .journal import Journal
 from .prompts import PromptSet
-from .shapes import DataShape, detect_shape
+from .shapes import DataShape, shape_of
 from .synthesis import DedupIndex, Settings, Synthesizer, Target
 
 logger = logging.getLogger("fac_datasets_ext")
@@ -72,7 +72,7 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     _check_counts(budget=budget, max_calls=max_calls, max_features=max_features)
     if len(ds) == 0:
         raise FacInputError("the dataset has no rows: there is nothing to measure or augment")
-    data_shape = detect_shape(ds.column_names, shape=shape, column=column)
+    data_shape = shape_of(ds, shape=shape, column=column)
     settings = Settings(samples_per_feature, max_new_tokens=max_new_tokens, response_tokens=response_tokens,
                         features_per_round=features_per_round, contrastive=contrastive)
     prompts = PromptSet.load(data_shape.name, templates)
@@ -89,9 +89,11 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     on_device = {"device": ranks.device} if ranks.device else {}  # each process on its own GPU
     # A bad generator, relevance or δ fails here, before any encoding.
     local = isinstance(generator, str) and not generator.startswith(("http://", "https://"))
-    gen = get_generator(generator, **(on_device if local else {}))
     spec = RelevanceSpec.of(relevance, contrast=contrast, alpha=alpha, guideline=guideline, max_judged=max_judged,
-                            generator=judge if judge is not None else gen)
+                            generator=judge if judge is not None else generator)
+    gen = get_generator(generator, **(on_device if local else {}))
+    if spec.mode == "judge" and judge is None:
+        spec = RelevanceSpec.of(spec, generator=gen)  # the synthesis generator judges too: loaded once
     # fp32 whatever the CPU: bf16 activations depend on a text's batch-mates, and the encodings
     # decide which samples are kept, which must not depend on how many processes run.
     space = get_feature_space(feature_space, dtype="float32", **on_device)
@@ -221,7 +223,7 @@ def _anchor_items(anchor: Any, column: str | None) -> tuple[list, Any]:
     if isinstance(anchor, datasets.Dataset):
         if len(anchor) == 0:
             raise FacInputError("the anchor dataset has no rows: it must show what the task looks like")
-        shape = detect_shape(anchor.column_names, column=column)
+        shape = shape_of(anchor, column=column)
         return [shape.encoded(row) for row in anchor], anchor
     if isinstance(anchor, (str, bytes)) or not isinstance(anchor, Sequence):
         raise FacInputError(f"anchor must be a Dataset or a list of strings or chats, not {type(anchor).__name__}")

@@ -123,9 +123,12 @@ def _add_spans(sub) -> None:
 def cmd_spans(args) -> int:
     import shutil
 
+    from fac_metric import FacInputError
     from fac_metric.space import FeatureSpace, resolve_space_folder
     from fac_metric.training import TrainSpaceArgs, default_rows, describe, rows_within, split_heldout
 
+    if args.k < 1:
+        raise FacInputError(f"--k {args.k}: keep at least 1 example per feature")
     folder = resolve_space_folder(args.feature_space)
     space = FeatureSpace.load(folder)
     if args.data:

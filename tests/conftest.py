@@ -45,7 +45,7 @@ def brown_texts():
 
 @pytest.fixture(scope="session")
 def local_generator():
-    from fac_metric.llm.generators import LocalGenerator
+    from fac_metric.llm import LocalGenerator
 
     return LocalGenerator()
 

@@ -308,7 +308,7 @@ def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, spa
     then with a new sentence ending in the last words of the prompt's first fragment (where its
     feature peaks): the first run gets no rows and journals nothing; the same call again asks
     for exactly what failed, and succeeds."""
-    from fac_metric.llm.generators import HTTPGenerator
+    from fac_metric.llm import HTTPGenerator
     from tests.servers import FAKE_MODEL, completion_body
 
     def respond(number: int, payload: dict):
@@ -337,7 +337,7 @@ def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, spa
 
 
 def test_max_calls_is_never_exceeded(fake_endpoint, space, brown_texts, anchor_texts, tmp_path):
-    from fac_metric.llm.generators import HTTPGenerator
+    from fac_metric.llm import HTTPGenerator
     from tests.servers import FAKE_MODEL, completion_body
 
     endpoint = fake_endpoint(lambda number, payload: (200, json.dumps(completion_body(f"Note number {number}.")).encode(), 0.0))

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from fac_metric.errors import FacError, FacInputError
-from fac_metric.llm.generators import (
+from fac_metric.llm import (
     GenerationStats,
     Generator,
     GeneratorError,

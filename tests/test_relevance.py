@@ -7,13 +7,14 @@ import pytest
 from scipy.stats import fisher_exact
 
 from fac_metric.errors import FacInputError
-from fac_metric.llm.generators import HTTPGenerator
+from fac_metric.llm import HTTPGenerator
+from fac_metric.measure.judge import judge_features, load_guideline
 from fac_metric.measure.relevance import (
     FEW_RELEVANT,
+    RelevanceSpec,
     all_features,
+    benjamini_hochberg,
     contrast_features,
-    judge_features,
-    load_guideline,
     select_relevant,
 )
 from tests.servers import completion_body
@@ -115,8 +116,34 @@ def test_guidelines_and_mode_errors(anchor, background):
     with pytest.raises(FacInputError, match="unknown guideline 'legal'"):
         load_guideline("legal")
     with pytest.raises(FacInputError, match="needs a generator"):
-        select_relevant("judge", anchor, background=background, guideline="toxicity")
+        RelevanceSpec.of("judge", guideline="toxicity")
+    with pytest.raises(FacInputError, match="needs a generator"):  # a spec whose judge was not loaded
+        select_relevant(RelevanceSpec.of("judge", guideline="toxicity", generator="local"), anchor,
+                        background=background)
     with pytest.raises(FacInputError, match="needs a contrast set"):
-        select_relevant("contrast", anchor)
+        select_relevant(RelevanceSpec.of("contrast"), anchor)
     with pytest.raises(FacInputError, match="is not one of"):
-        select_relevant("vibes", anchor)
+        RelevanceSpec.of("vibes")
+
+
+def _hand_written_bh(p):
+    """Benjamini-Hochberg as this project first wrote it: the oracle for scipy's."""
+    p = np.asarray(p, float)
+    order = np.argsort(p)
+    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
+    q = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
+    out = np.empty_like(q)
+    out[order] = q
+    return out
+
+
+def test_benjamini_hochberg_is_scipys_and_equals_the_hand_written_one(anchor, background):
+    from scipy.stats import hypergeom
+
+    tested = np.flatnonzero(anchor.active)
+    a, c = anchor.count[tested], background.count[tested]
+    real = hypergeom.sf(a - 1, anchor.n_texts + background.n_texts, a + c, anchor.n_texts)  # the test's own p-values
+    rng = np.random.default_rng(0)
+    for p in (real, rng.uniform(size=500), rng.uniform(size=200) ** 8, np.array([0.5, 0.5, 0.01, 1.0])):
+        np.testing.assert_allclose(benjamini_hochberg(p), _hand_written_bh(p), rtol=1e-12, atol=0)
+    assert benjamini_hochberg(np.array([])).size == 0

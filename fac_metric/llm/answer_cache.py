@@ -15,6 +15,7 @@ not: know what the records mean.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -70,3 +71,19 @@ def _ends_with_newline(path: Path) -> bool:
     with open(path, "rb") as fh:
         fh.seek(-1, os.SEEK_END)
         return fh.read(1) == b"\n"
+
+
+def cache_key(*parts: object) -> str:
+    """A compact key for an LLM answer: the parts that decide it, prompt text included, hashed."""
+    return hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8"), digest_size=12).hexdigest()
+
+
+def llm_cache(space, cache_dir: str | os.PathLike | None = None):
+    """The on-disk store of this feature space's LLM answers (explanations, checks, judgments)."""
+    from fac_metric.space.models import cache_dir as default_cache_dir
+
+    root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "llm"
+    return JsonlCache(root / f"{space.fingerprint}.jsonl")
+
+
+__all__ = ["JsonlCache", "cache_key", "llm_cache"]

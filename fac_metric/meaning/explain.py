@@ -17,7 +17,6 @@ feature space's ``features.jsonl``. Must not: decide relevance (``relevance.py``
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from collections import Counter
@@ -26,6 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
+from fac_metric.llm.answer_cache import cache_key, llm_cache
 from fac_metric.meaning.spans import Span, TopSpans
 
 STORED_SPANS = 10
@@ -133,20 +133,6 @@ def render_spans(spans: Sequence[Span], max_spans: int = STORED_SPANS, context_c
 def feature_spans(space, feature: int, extra: Sequence[Span] | None = None) -> list[Span]:
     """Spans to explain or judge a feature by: ``extra`` (e.g. the anchor's) first, then the stored ones."""
     return list(extra or []) + top_spans(space, feature)
-
-
-def cache_key(*parts: object) -> str:
-    """A compact key for an LLM answer: the parts that decide it, prompt text included, hashed."""
-    return hashlib.blake2b("\x1f".join(map(str, parts)).encode("utf-8"), digest_size=12).hexdigest()
-
-
-def llm_cache(space, cache_dir: str | os.PathLike | None = None):
-    """The on-disk store of this feature space's LLM answers (explanations, checks, judgments)."""
-    from fac_metric.llm.answer_cache import JsonlCache
-    from fac_metric.space.models import cache_dir as default_cache_dir
-
-    root = Path(cache_dir) if cache_dir is not None else default_cache_dir() / "llm"
-    return JsonlCache(root / f"{space.fingerprint}.jsonl")
 
 
 def _first_line(text: str | None) -> str | None:

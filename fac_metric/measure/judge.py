@@ -63,7 +63,8 @@ def judge_features(anchor: FeatureProfile, background: FeatureProfile | None, sp
     """
     from tqdm.auto import tqdm
 
-    from fac_metric.meaning.explain import PROMPT_VERSION, cache_key, feature_spans, llm_cache, load_prompt, render_spans
+    from fac_metric.llm import cache_key, llm_cache
+    from fac_metric.meaning.explain import PROMPT_VERSION, feature_spans, load_prompt, render_spans
 
     name, text = load_guideline(guideline)
     pool = all_features(anchor, background).features
