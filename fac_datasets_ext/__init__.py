@@ -1,7 +1,7 @@
 """fac_datasets_ext: the ``datasets`` side of fac and the ``fac`` command.
 
 Importing it registers ``Dataset.augment_with_fac`` and ``DatasetDict.augment_with_fac``
-(:mod:`fac_datasets_ext.augment`): at once if ``datasets`` is already imported, else as soon as
+(:mod:`fac_datasets_ext.augmentation`): at once if ``datasets`` is already imported, else as soon as
 it is (so ``fac --help`` does not pay the second ``datasets`` takes to import). Also here: the
 map-style ``FeatureEncoder`` (:mod:`fac_datasets_ext.encoder`), data shapes, the synthesis
 loop, and the CLI (``cli``). Must not: measure on its own: it uses only the names
@@ -21,14 +21,14 @@ import sys
 from fac_metric._lazy import lazy_names
 
 __getattr__, __dir__ = lazy_names(__name__, {
-    "FeatureEncoder": "fac_datasets_ext.encoder", "augment": "fac_datasets_ext.augment",
-    "augment_with_fac": "fac_datasets_ext.augment", "AugmentResult": "fac_datasets_ext.augment",
-    "PROVENANCE_COLUMNS": "fac_datasets_ext.augment", "register": "fac_datasets_ext.augment",
+    "FeatureEncoder": "fac_datasets_ext.encoder", "augment": "fac_datasets_ext.augmentation",
+    "augment_with_fac": "fac_datasets_ext.augmentation", "AugmentResult": "fac_datasets_ext.augmentation",
+    "PROVENANCE_COLUMNS": "fac_datasets_ext.augmentation", "register": "fac_datasets_ext.augmentation",
 })
 
 
 def _register() -> None:
-    from fac_datasets_ext.augment import register
+    from fac_datasets_ext.augmentation import register
 
     register()
 

@@ -285,7 +285,7 @@ def _add_augment(sub) -> None:
 def cmd_augment(args) -> int:
     from fac_metric import FacInputError
 
-    from .augment import augment
+    from .augmentation import augment
     from .distributed import Ranks
     from .io import load_rows
 

@@ -15,7 +15,7 @@ accept/dedup decisions made in feature order on every process, so 1 or N process
 same rows. Every generator answer is in the ``Journal`` before it is used: a killed run,
 restarted, asks the generator only for what it had not answered. Every random draw is seeded by
 (seed, feature, step), never by batch or process. Must not: read datasets or compute FAC
-(``augment.py`` does).
+(``augmentation.py`` does).
 """
 
 from __future__ import annotations

@@ -11,6 +11,8 @@ import json
 import random
 from pathlib import Path
 
+from fac_metric.errors import FacInputError
+
 DATA_DIR = Path(__file__).parent / "data"
 EXAMPLES = ("ifeval_anchor", "ifeval_heldout", "brown_unseen")
 
@@ -18,7 +20,7 @@ EXAMPLES = ("ifeval_anchor", "ifeval_heldout", "brown_unseen")
 def example_path(name: str) -> Path:
     """Path of a bundled example file (``name`` without ``.jsonl``)."""
     if name not in EXAMPLES:
-        raise ValueError(f"unknown example {name!r}; choose one of {EXAMPLES}")
+        raise FacInputError(f"unknown example {name!r}; choose one of {EXAMPLES}")
     return DATA_DIR / f"{name}.jsonl"
 
 

@@ -19,6 +19,14 @@ class LocalGenerator(Generator):
     Rows are batched ``batch_size`` at a time with left padding; each row samples with its own
     ``torch.Generator``, so a prompt's completions do not depend on which prompts share its batch.
     Nothing here fails transiently, so ``errors`` has no effect (a real error always raises).
+
+    Why an own sampling loop and not ``model.generate``: ``generate`` draws every row's next
+    token with one ``torch.multinomial(probs, num_samples=1)`` on the global RNG
+    (transformers 5.24, ``generation/utils.py``, ``_sample``), so a row's sample would depend on
+    which rows share its batch and on the order of calls. A final ``LogitsProcessor`` that draws
+    per row with its own ``torch.Generator`` and leaves one finite logit could make ``generate``
+    per-row reproducible too; it is not used because it would change every sample already
+    journaled and benchmarked (docs/performance.md) for no gain in what the loop computes.
     """
 
     supports_scoring = True

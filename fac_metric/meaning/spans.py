@@ -24,6 +24,8 @@ from typing import Iterable
 
 import numpy as np
 
+from fac_metric.errors import FacInputError
+
 SPAN_TOKENS = 32
 """Tokens a span holds, the peak token last (the paper's span length)."""
 
@@ -78,7 +80,7 @@ class TopSpans:
 
     def __init__(self, d_sae: int, k: int, tokenizer, vocab_size: int, span_tokens: int = SPAN_TOKENS):
         if k < 1:
-            raise ValueError(f"k={k} must be at least 1")
+            raise FacInputError(f"k={k}: keep at least 1 example per feature (k >= 1)")
         self.k = k
         self.span_tokens = span_tokens
         self.tokenizer = tokenizer
