@@ -14,3 +14,24 @@ def test_bf16_fac_is_within_0_02_of_fp32(heldout_texts, anchor_texts):
         results[dtype] = score(heldout_texts, anchor_texts, feature_space=space, show_progress=False).result.fac
         del space
     assert abs(results["bfloat16"] - results["float32"]) <= 0.02, results
+
+
+def test_bf16_forced_encodes_close_to_fp32_and_augment_encodes_in_fp32(space, heldout_texts, anchor_texts,
+                                                                       local_generator, tmp_path):
+    """The bf16 path runs on any CPU when forced (natively or emulated), and stays close to fp32;
+    the augmenter encodes in float32 whatever ``dtype="auto"`` would pick on this machine."""
+    import datasets
+
+    import fac_datasets_ext
+    from fac_metric import SparseActivations
+
+    bf16 = FeatureSpace.load(dtype="bfloat16")
+    assert bf16.dtype == "bfloat16" and bf16.fingerprint == space.fingerprint  # same space, other arithmetic
+    texts = heldout_texts[:20]
+    a, b = space.profile(texts, show_progress=False), bf16.profile(texts, show_progress=False)
+    jaccard = (a.active & b.active).sum() / (a.active | b.active).sum()
+    assert jaccard > 0.9, jaccard
+    out = fac_datasets_ext.augment(datasets.Dataset.from_dict({"text": texts}), anchor_texts[:30], max_calls=0,
+                                   generator=local_generator, cache_dir=tmp_path, show_progress=False)
+    (block,) = (out.run_dir / "encoded" / "data").glob("block-*.safetensors")
+    assert SparseActivations.load(block) == space.encode(texts, show_progress=False)  # fp32, to the bit

@@ -4,7 +4,7 @@ import evaluate
 import pytest
 
 import fac_metric
-from fac_metric import scoring
+from fac_metric.space import feature_space
 
 
 @pytest.fixture(scope="module")
@@ -38,9 +38,9 @@ def test_chat_messages_are_accepted(measurement, anchor_texts):
 
 def test_the_model_loads_once_across_calls(measurement, anchor_texts):
     measurement.compute(data=anchor_texts[:3], anchor=anchor_texts[:5])
-    cached = dict(scoring._SPACES)
+    cached = dict(feature_space._LOADED)
     measurement.compute(data=anchor_texts[3:6], anchor=anchor_texts[:5])
-    assert scoring._SPACES == cached and all(scoring._SPACES[k] is cached[k] for k in cached)
+    assert feature_space._LOADED == cached and all(feature_space._LOADED[k] is cached[k] for k in cached)
 
 
 def test_fac_metric_load_and_load_metric_return_the_module(anchor_texts):
@@ -61,6 +61,10 @@ def test_relevance_modes_and_a_user_contrast_set(measurement, heldout_texts, anc
     assert own["relevance"] == "contrast" and own["n_relevant"] != default["n_relevant"]
     with pytest.raises(ValueError, match="relevance='nope' is not one of"):
         measurement.compute(data=data, anchor=anchor, relevance="nope")
+    # Explicit ids go through the same argument, as in score() and augment_with_fac().
+    ids = default["missing_features"][:3] + [0]
+    given = measurement.compute(data=data, anchor=anchor, relevance=ids)
+    assert given["relevance"] == "given" and given["n_relevant"] <= len(ids) and given["n_covered"] == 0
 
 
 def test_empty_data_is_a_clear_error(measurement, anchor_texts):
