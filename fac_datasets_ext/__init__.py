@@ -14,17 +14,20 @@ True
 
 from __future__ import annotations
 
+import importlib
 import importlib.abc
 import importlib.machinery
 import sys
 
-from fac_metric._lazy import lazy_names
+_PUBLIC = {"FeatureEncoder": "encoder", "augment": "augmentation", "augment_with_fac": "augmentation",
+           "AugmentResult": "augmentation", "PROVENANCE_COLUMNS": "augmentation", "register": "augmentation"}
 
-__getattr__, __dir__ = lazy_names(__name__, {
-    "FeatureEncoder": "fac_datasets_ext.encoder", "augment": "fac_datasets_ext.augmentation",
-    "augment_with_fac": "fac_datasets_ext.augmentation", "AugmentResult": "fac_datasets_ext.augmentation",
-    "PROVENANCE_COLUMNS": "fac_datasets_ext.augmentation", "register": "fac_datasets_ext.augmentation",
-})
+
+def __getattr__(name: str):
+    """The public names, imported on first use (so ``fac --help`` imports no ``datasets``)."""
+    if name not in _PUBLIC:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_PUBLIC[name]}"), name)
 
 
 def _register() -> None:

@@ -59,7 +59,7 @@ def load_metric(name: str = "fac", **kwargs):
 
 
 __all__ = [
-    "MODULE_PATH", "load", "load_metric", "FeatureSpace", "get_feature_space", "SpaceSource", "DEFAULT_THRESHOLD",
+    "__version__", "MODULE_PATH", "load", "load_metric", "FeatureSpace", "get_feature_space", "SpaceSource", "DEFAULT_THRESHOLD",
     "SparseActivations", "Threshold", "FeatureProfile", "FACResult", "fac", "RelevanceSpec", "Relevance",
     "Scorer", "ScoreOutput", "score", "load_example",
     "FacError", "FacInputError", "FacModelError", "FacMismatchError",

@@ -67,3 +67,16 @@ def test_spans_and_summaries_round_trip_through_the_feature_space_folder(space, 
     assert again.fact(f)["summary"].startswith("peaks on ") and again.fact(f)["corpus_firings"] == heaps.count[f]
     assert np.array_equal(again.token_counts, heaps.token_counts)
     assert "scale" in again.fact(f)  # the calibration facts are kept
+
+
+def test_bad_k_and_spans_of_another_space_are_input_errors():
+    from types import SimpleNamespace
+
+    from fac_metric.errors import FacInputError
+    from fac_metric.meaning.spans import TopSpans
+
+    with pytest.raises(FacInputError, match=r"k=0: k must be >= 1"):
+        TopSpans(8, 0, tokenizer=None, vocab_size=4)
+    heaps = TopSpans(8, 1, tokenizer=None, vocab_size=4)
+    with pytest.raises(FacInputError, match="spans for 8 latents cannot describe a space of 16: collect them"):
+        add_spans(SimpleNamespace(d_sae=16, facts=[]), heaps)

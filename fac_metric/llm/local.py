@@ -11,6 +11,7 @@ import torch
 from fac_metric.errors import FacInputError
 from fac_metric.llm.base import Generator, GeneratorError, Prompt, Sampling, _chats
 
+
 class LocalGenerator(Generator):
     """Sample from a causal LM in this process, with its chat template.
 
@@ -20,13 +21,15 @@ class LocalGenerator(Generator):
     ``torch.Generator``, so a prompt's completions do not depend on which prompts share its batch.
     Nothing here fails transiently, so ``errors`` has no effect (a real error always raises).
 
-    Why an own sampling loop and not ``model.generate``: ``generate`` draws every row's next
-    token with one ``torch.multinomial(probs, num_samples=1)`` on the global RNG
+    Why an own sampling loop and not ``model.generate``: ``generate`` takes no RNG (no
+    ``generator`` parameter; an unknown keyword is refused as an unused model kwarg) and draws every
+    row's next token with one ``torch.multinomial(probs, num_samples=1)`` on the global RNG
     (transformers 5.24, ``generation/utils.py``, ``_sample``), so a row's sample would depend on
-    which rows share its batch and on the order of calls. A final ``LogitsProcessor`` that draws
-    per row with its own ``torch.Generator`` and leaves one finite logit could make ``generate``
-    per-row reproducible too; it is not used because it would change every sample already
-    journaled and benchmarked (docs/performance.md) for no gain in what the loop computes.
+    which rows share its batch and on earlier calls. A ``LogitsProcessor`` only returns scores; one
+    that drew each row's token with its own ``torch.Generator`` and set every other logit to
+    ``-inf`` could work around that, but it would redo this loop's temperature and top-p beside
+    ``generate``'s own warpers (whose top-p cut, ascending ``cumsum <= 1 - top_p``, differs from this
+    one at the boundary), so it is no simpler and could change samples already journaled.
     """
 
     supports_scoring = True

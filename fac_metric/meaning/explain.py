@@ -25,7 +25,7 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from fac_metric.errors import FacMismatchError
+from fac_metric.errors import FacInputError
 from fac_metric.llm.answer_cache import cache_key, llm_cache
 from fac_metric.meaning.spans import Span, TopSpans
 
@@ -96,8 +96,8 @@ def span_facts(heaps: TopSpans, feature: int, token_freq: np.ndarray | None = No
 def add_spans(space, heaps: TopSpans, n_store: int = STORED_SPANS) -> None:
     """Write ``heaps``' spans and summaries into ``space.facts`` (in place; ``space.save`` persists)."""
     if heaps.d_sae != space.d_sae:
-        raise FacMismatchError(f"spans for {heaps.d_sae} latents cannot describe a space of {space.d_sae}: collect "
-                               "them with this feature space")
+        raise FacInputError(f"spans for {heaps.d_sae} latents cannot describe a space of {space.d_sae}: collect "
+                            "them with this feature space")
     freq = heaps.token_frequencies()
     facts = {f["id"]: f for f in space.facts}
     space.facts = [{**facts.get(i, {"id": i}), **span_facts(heaps, i, freq, n_store)} for i in range(space.d_sae)]

@@ -80,7 +80,7 @@ class TopSpans:
 
     def __init__(self, d_sae: int, k: int, tokenizer, vocab_size: int, span_tokens: int = SPAN_TOKENS):
         if k < 1:
-            raise FacInputError(f"k={k}: keep at least 1 example per feature (k >= 1)")
+            raise FacInputError(f"k={k}: k must be >= 1 (the top spans kept per feature); pass k=1 or more")
         self.k = k
         self.span_tokens = span_tokens
         self.tokenizer = tokenizer
