@@ -187,12 +187,13 @@ def _relevance(args, generator=None):
                             generator=(generator or _generator(args)) if args.relevance == "judge" else None)
 
 
-def _score(args, data, anchor):
-    """``score()`` with the relevance options shared by ``fac score`` and ``fac explain``."""
+def _score(args, data, anchor, generator=None):
+    """``score()`` with the relevance options shared by ``fac score`` and ``fac explain``
+    (``generator``: one already loaded, which then also judges: an LLM loads once per command)."""
     from fac_metric import score
 
-    return score(data, anchor, feature_space=args.feature_space, threshold=args.threshold, relevance=_relevance(args),
-                 batch_size=args.batch_size, show_progress=not args.quiet)
+    return score(data, anchor, feature_space=args.feature_space, threshold=args.threshold,
+                 relevance=_relevance(args, generator), batch_size=args.batch_size, show_progress=not args.quiet)
 
 
 def _add_explain(sub) -> None:
@@ -232,7 +233,7 @@ def cmd_explain(args) -> int:
         return 0
     if not args.data or not args.anchor:
         raise FacInputError("fac explain needs DATA and --anchor (its missing features are explained), or --features")
-    out = _score(args, read_texts(args.data, args.column), read_texts(args.anchor, args.anchor_column))
+    out = _score(args, read_texts(args.data, args.column), read_texts(args.anchor, args.anchor_column), gen)
     shown = out.result.missing[: args.n_features]
     labels = explain_features(out.space, shown, gen, spans=out.anchor_spans, show_progress=not args.quiet) if gen else None
     write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor), explanations=labels,
