@@ -6,6 +6,14 @@ from fac_metric.space.feature_space import FeatureSpace
 from fac_metric.scoring import score
 
 
+def test_auto_dtype_is_float32_on_every_cpu():
+    """``dtype="auto"`` runs fp32 on a CPU with or without native bf16: the same data gets the same FAC
+    on every CPU (the README's figure included); bf16 is there for whoever asks for it."""
+    from fac_metric import get_feature_space
+
+    assert get_feature_space(None).dtype == "float32"
+
+
 @pytest.mark.slow
 def test_bf16_fac_is_within_0_02_of_fp32(heldout_texts, anchor_texts):
     results = {}
