@@ -86,6 +86,9 @@ def _add_score(sub) -> None:
     _add_generator_options(p, default=None, purpose="that judges features for --relevance judge")
     p.add_argument("--out", default="fac_report", help="folder for report.md, report.html, result.json, coverage.png")
     p.add_argument("--save-profiles", action="store_true", help="also save data/anchor profiles in --out")
+    p.add_argument("--baselines", action="store_true",
+                   help="also compute text-diversity and embedding baselines of the same texts (distinct-n, "
+                        "self-BLEU, Vendi, cluster coverage, ...) beside FAC; needs pip install \"fac[baselines]\"")
     _add_run_options(p)
 
 
@@ -146,16 +149,21 @@ def cmd_spans(args) -> int:
 
 
 def cmd_score(args) -> int:
-    from fac_metric.meaning import summary_line, write_report
+    from fac_metric.meaning import baseline_rows, summary_line, write_report
 
     out = _score(args, _texts_or_profile(args.data, args.column),
-                 _texts_or_profile(args.anchor, args.anchor_column) if args.anchor is not None else None)
-    write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor))
+                 _texts_or_profile(args.anchor, args.anchor_column) if args.anchor is not None else None,
+                 baselines=args.baselines)
+    res = write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor))
     if args.save_profiles:
         out.data_profile.save(Path(args.out) / "data_profile")
         if out.anchor_profile is not None:
             out.anchor_profile.save(Path(args.out) / "anchor_profile")
     print(summary_line(out))
+    if out.baselines is not None:
+        rows = baseline_rows(res)
+        width = max(len(name) for name, _, _ in rows)
+        print("\n".join(f"  {name:<{width}}  {value:>7}" for name, value, _ in rows))
     print(f"report: {Path(args.out) / 'report.md'} and {Path(args.out) / 'report.html'}")
     return 0
 
@@ -187,13 +195,14 @@ def _relevance(args, generator=None):
                             generator=(generator or _generator(args)) if args.relevance == "judge" else None)
 
 
-def _score(args, data, anchor, generator=None):
+def _score(args, data, anchor, generator=None, *, baselines: bool = False):
     """``score()`` with the relevance options shared by ``fac score`` and ``fac explain``
     (``generator``: one already loaded, which then also judges: an LLM loads once per command)."""
     from fac_metric import score
 
     return score(data, anchor, feature_space=args.feature_space, threshold=args.threshold,
-                 relevance=_relevance(args, generator), batch_size=args.batch_size, show_progress=not args.quiet)
+                 relevance=_relevance(args, generator), batch_size=args.batch_size, show_progress=not args.quiet,
+                 baselines=baselines)
 
 
 def _add_explain(sub) -> None:

@@ -8,6 +8,7 @@ The parts, each a folder (``docs/architecture.md`` draws how data flows through 
 - ``meaning/``: what features mean and where they fire: spans, explanations, reports;
 - ``llm/``: LLM backends (local, HTTP) behind one ``Generator``, and their answer cache;
 - ``training/``: training an SAE into a new feature space;
+- ``baselines/``: the text-diversity and embedding measures users already compute, beside FAC;
 - ``fac/``: the ``evaluate`` module.
 
 Names are imported on first use, so ``import fac_metric`` costs no torch until a model is needed.
@@ -38,7 +39,7 @@ __getattr__, __dir__ = lazy_names(__name__, {
     "fac": "fac_metric.measure.profile",
     "RelevanceSpec": "fac_metric.measure.relevance", "Relevance": "fac_metric.measure.relevance",
     "Scorer": "fac_metric.scoring", "ScoreOutput": "fac_metric.scoring", "score": "fac_metric.scoring",
-    "load_example": "fac_metric.examples",
+    "load_example": "fac_metric.examples", "compute_baselines": "fac_metric.baselines.compute",
 })
 
 
@@ -61,6 +62,6 @@ def load_metric(name: str = "fac", **kwargs):
 __all__ = [
     "__version__", "MODULE_PATH", "load", "load_metric", "FeatureSpace", "get_feature_space", "SpaceSource", "DEFAULT_THRESHOLD",
     "SparseActivations", "Threshold", "FeatureProfile", "FACResult", "fac", "RelevanceSpec", "Relevance",
-    "Scorer", "ScoreOutput", "score", "load_example",
+    "Scorer", "ScoreOutput", "score", "load_example", "compute_baselines",
     "FacError", "FacInputError", "FacModelError", "FacMismatchError",
 ]

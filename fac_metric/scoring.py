@@ -51,6 +51,9 @@ class ScoreOutput:
     """How the relevant features were chosen (None without an anchor)."""
     anchor_spans: TopSpans | None = None
     """The anchor's own top spans per feature (None when the anchor came as activations or a profile)."""
+    baselines: dict[str, float | None] | None = None
+    """Text and embedding baselines of the same texts (:func:`fac_metric.baselines.compute_baselines`),
+    when ``score(..., baselines=True)`` asked for them; None otherwise."""
 
 
 class Scorer:
@@ -165,6 +168,7 @@ def score(
     cache_dir: str | os.PathLike | None = None,
     batch_size: int = 32,
     show_progress: bool = True,
+    baselines: bool = False,
 ) -> ScoreOutput:
     """FAC of ``data`` against ``anchor`` (texts, activations or saved profiles) in ``feature_space``.
 
@@ -173,16 +177,47 @@ def score(
     ``contrast`` is the contrast set of ``contrast`` mode (default: the space's background);
     ``generator`` and ``guideline`` drive ``judge`` mode. ``anchor_spans`` top spans per
     feature are kept from the anchor pass, for the judge and the report (0 to skip).
+    ``baselines=True`` also computes the usual text and embedding baselines of the same texts
+    into ``ScoreOutput.baselines`` (needs texts, not activations or profiles, and the
+    ``baselines`` extra).
 
     >>> out = score(["Write a limerick about a cat."], ["Write a poem about the sea.", "Write a story about a dog."],
     ...             show_progress=False)
     >>> 0.0 <= out.result.fac <= 1.0 and out.result.n_reference > 0
     True
     """
+    embedder = None
+    if baselines:
+        from fac_metric.baselines import get_embedder
+
+        # Lists, so a generator feeds both FAC and the baselines; checked and the embedder loaded
+        # before any model of the pipeline, so a profile instead of texts or a missing extra fails at once.
+        data = _baseline_source(data, "data")
+        anchor = None if anchor is None else _baseline_source(anchor, "anchor")
+        embedder = get_embedder()
     scorer = Scorer(feature_space, threshold=threshold, relevance=relevance, contrast=contrast, generator=generator,
                     guideline=guideline, max_judged=max_judged, alpha=alpha, cache_dir=cache_dir,
                     batch_size=batch_size, show_progress=show_progress)
-    return scorer.score(data, anchor, anchor_spans=anchor_spans)
+    out = scorer.score(data, anchor, anchor_spans=anchor_spans)
+    if embedder is not None:
+        from fac_metric.baselines import compute_baselines
+
+        out.baselines = compute_baselines(data, anchor, embedder=embedder)
+    return out
+
+
+def _baseline_source(source: Any, name: str) -> list:
+    if isinstance(source, str) and not Path(source).exists():
+        raise FacInputError(f"{name} is a single string, not a list of texts or a saved profile: wrap it as [text]")
+    if not _is_texts(source):
+        kind = "a saved profile or activations file" if isinstance(source, (str, os.PathLike)) else \
+            f"a {type(source).__name__}"
+        raise FacInputError(f"baselines=True needs the {name}'s texts, but {name} is {kind}: pass the texts "
+                            f"(baselines read words and sentence embeddings, not features), or baselines=False")
+    try:
+        return list(source)
+    except TypeError as err:
+        raise FacInputError(f"{name} is a {type(source).__name__}: pass a list of strings or chats") from err
 
 
 __all__ = ["Scorer", "score", "ScoreOutput"]

@@ -48,6 +48,8 @@ Args:
     batch_size (`int`, defaults to 32): texts per forward pass.
     show_progress (`bool`, defaults to False): show progress bars.
     n_missing (`int`, defaults to 100): how many missing features to list (-1 for all).
+    baselines (`bool`, defaults to False): also compute the usual text-diversity and embedding
+        baselines of the same texts (needs `pip install "fac[baselines]"`).
 
 Returns:
     fac (`float` or `None`): the coverage, in [0, 1]; `None` when no feature is relevant.
@@ -57,6 +59,9 @@ Returns:
     threshold (`float`): the δ used.
     relevance (`str`): how relevant features were chosen.
     relevance_warning (`str` or `None`): set when too few features are relevant for a fine FAC.
+    baselines (`dict`, only with `baselines=True`): distinct_1, distinct_2, ngram_entropy_2,
+        self_bleu, mean_cosine_distance, vendi, and with an anchor cluster_coverage and
+        soft_coverage (`None` where undefined, e.g. self-BLEU of one text).
 
 Examples:
     >>> import fac_metric
@@ -109,13 +114,13 @@ class FAC(evaluate.Measurement):
 
     def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevance="contrast", contrast=None,
                  alpha=None, generator=None, guideline=None, max_judged=None, batch_size=32,
-                 show_progress=False, n_missing=100):
+                 show_progress=False, n_missing=100, baselines=False):
         out = score(data, anchor, feature_space=feature_space, threshold=threshold, relevance=relevance,
                     contrast=contrast, alpha=alpha, generator=generator, guideline=guideline, max_judged=max_judged,
                     batch_size=batch_size, show_progress=show_progress,
-                    anchor_spans=0)
+                    anchor_spans=0, baselines=baselines)
         r = out.result
-        return {
+        result = {
             "fac": r.fac,
             "n_covered": r.n_covered,
             "n_relevant": r.n_reference,
@@ -124,3 +129,6 @@ class FAC(evaluate.Measurement):
             "relevance": r.relevance,
             "relevance_warning": out.relevance.warning if out.relevance is not None else None,
         }
+        if out.baselines is not None:
+            result["baselines"] = out.baselines
+        return result

@@ -15,6 +15,6 @@ __getattr__, __dir__ = lazy_names(__name__, {
     "Span": _SP, "TopSpans": _SP, "collect_spans": _SP, "SPAN_CHUNK": _SP, "SPAN_TOKENS": _SP,
     "render_spans": _EX, "feature_spans": _EX, "explain_features": _EX, "top_spans": _EX, "add_spans": _EX,
     "summarize": _EX, "CANNOT_TELL": _EX,
-    "summary_line": _RE, "write_report": _RE, "result_dict": _RE, "top_missing": _RE,
+    "summary_line": _RE, "write_report": _RE, "result_dict": _RE, "top_missing": _RE, "baseline_rows": _RE,
 })
 __all__ = sorted(__dir__())

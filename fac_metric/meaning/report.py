@@ -80,7 +80,20 @@ def result_dict(out: ScoreOutput, n_missing: int = REPORT_FEATURES, explanations
         "top_missing": top_missing(out, n_missing, explanations=explanations),
         "feature_space": {"model": out.space.model_name, "hook": out.space.reader.hook, "d_sae": out.space.d_sae,
                           "fingerprint": out.space.fingerprint},
+        **({"baselines": out.baselines} if out.baselines is not None else {}),
     }
+
+
+def baseline_rows(res: dict) -> list[tuple[str, str, str]]:
+    """(measure, value, definition) for FAC and each baseline in ``res``, for the tables."""
+    from fac_metric.baselines import BASELINE_DEFINITIONS
+
+    fac = ("FAC", _value(res["fac"]), "relevant anchor features the data covers / those the anchor covers")
+    return [fac] + [(k, _value(v), BASELINE_DEFINITIONS.get(k, "")) for k, v in res.get("baselines", {}).items()]
+
+
+def _value(x) -> str:
+    return "n/a" if x is None else f"{x:.3f}"
 
 
 def write_report(out: ScoreOutput, folder: str | Path, *, data_name: str = "data", anchor_name: str = "anchor",
@@ -149,7 +162,13 @@ def _md_span(span: dict) -> str:
 def _markdown(out: ScoreOutput, res: dict, data_name: str, anchor_name: str) -> str:
     lines = ["# Feature Activation Coverage report", "", f"**{summary_line(out)}**", ""]
     lines += [f"- {_md(f)}" for f in _facts(out, res, data_name, anchor_name)]
-    lines += ["", "![coverage](coverage.png)", "", "## Missing features, most important first", "",
+    lines += ["", "![coverage](coverage.png)", ""]
+    if "baselines" in res:
+        lines += ["## Baselines", "", "The usual text-diversity and embedding measures of the same texts, beside FAC "
+                  "(n/a: undefined for this data).", "", "| measure | value | definition |", "|---|---:|---|"]
+        lines += [f"| `{name}` | {value} | {_md(what)} |" for name, value, what in baseline_rows(res)]
+        lines.append("")
+    lines += ["## Missing features, most important first", "",
               "Relevant to the anchor's task and never activated above δ by the data: the samples to add. "
               "Each feature's peak token is in **bold**.", ""]
     if not res["top_missing"]:
@@ -190,8 +209,12 @@ def _html(out: ScoreOutput, res: dict, data_name: str, anchor_name: str, plot: P
     parts = ["<!doctype html><html lang=en><meta charset=utf-8><title>FAC report</title>", f"<style>{_CSS}</style>",
              "<h1>Feature Activation Coverage report</h1>", f'<p class="lead">{html.escape(summary_line(out))}</p>',
              '<ul class="facts">' + "".join(f"<li>{html.escape(f)}</li>" for f in _facts(out, res, data_name, anchor_name))
-             + "</ul>", f'<img alt="coverage plot" src="data:image/png;base64,{png}">',
-             "<h2>Missing features, most important first</h2>",
+             + "</ul>", f'<img alt="coverage plot" src="data:image/png;base64,{png}">']
+    if "baselines" in res:
+        parts += ["<h2>Baselines</h2>", "<table><tr><th>measure</th><th>value</th><th>definition</th></tr>"
+                  + "".join(f"<tr><td>{html.escape(n)}</td><td>{v}</td><td>{html.escape(d)}</td></tr>"
+                            for n, v, d in baseline_rows(res)) + "</table>"]
+    parts += ["<h2>Missing features, most important first</h2>",
              "<p>Relevant to the anchor's task and never activated above δ by the data: the samples to add. "
              "The peak token of each span is highlighted.</p>"]
     if not res["top_missing"]:
