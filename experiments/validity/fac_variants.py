@@ -10,8 +10,10 @@ training set's activations turn into a number):
 - coverage: ``binary`` (the paper's FAC: share of relevant features some text fires),
   ``frequency`` (per relevant feature, how much of the anchor's firing rate the set reaches,
   capped at 1), ``frequency_specific`` (the same, weighted by how much more often the anchor
-  fires the feature than the contrast does) and ``per_anchor_text`` (per anchor text, the share
-  of its relevant features the set covers; averaged).
+  fires the feature than the contrast does), ``per_anchor_text`` (per anchor text, the share
+  of its relevant features the set covers; averaged) and ``match`` (per anchor text, the best
+  Jaccard overlap between its relevant features and those of one text of the set; averaged:
+  is each kind of task text matched by a training text, not only each feature somewhere).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from scipy import sparse
 from fac_metric import FeatureProfile, SparseActivations, Threshold
 from fac_metric.measure import Relevance, all_features, contrast_features
 
-COVERAGES = ("binary", "frequency", "frequency_specific", "per_anchor_text")
+COVERAGES = ("binary", "frequency", "frequency_specific", "per_anchor_text", "match")
 
 
 def above(acts: SparseActivations, thr: Threshold) -> sparse.csr_matrix:
@@ -62,9 +64,10 @@ def reference(name: str, anchor_acts: SparseActivations, thr: Threshold, relevan
     return Reference(name, rel, a_share, c_share, above(anchor_acts, thr)[:, rel.features])
 
 
-def coverages(ref: Reference, counts: np.ndarray, n_texts: int) -> dict[str, float | None]:
-    """Every coverage rule for one training set, from its per-feature firing counts."""
+def coverages(ref: Reference, rows: sparse.csr_matrix) -> dict[str, float | None]:
+    """Every coverage rule for one training set, from its texts' 0/1 rows (all features)."""
     ids = ref.ids
+    counts, n_texts = np.asarray(rows.sum(0)).ravel(), rows.shape[0]
     if not len(ids):
         return {c: None for c in COVERAGES}
     c = counts[ids]
@@ -73,9 +76,14 @@ def coverages(ref: Reference, counts: np.ndarray, n_texts: int) -> dict[str, flo
     per_text_n = np.asarray(ref.anchor_rows.sum(1)).ravel()
     per_text_cov = ref.anchor_rows @ (c > 0).astype(np.float32)
     has = per_text_n > 0
+    mine = rows[:, ids]
+    inter = (ref.anchor_rows @ mine.T).toarray()
+    union = per_text_n[:, None] + np.asarray(mine.sum(1)).ravel()[None, :] - inter
+    match = (inter / np.maximum(union, 1)).max(1)
     return {
         "binary": float((c > 0).mean()),
         "frequency": float(reach.mean()),
         "frequency_specific": float((w * reach).sum() / w.sum()) if w.sum() > 0 else None,
         "per_anchor_text": float((per_text_cov[has] / per_text_n[has]).mean()) if has.any() else None,
+        "match": float(match[has].mean()) if has.any() else None,
     }

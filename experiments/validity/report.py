@@ -45,7 +45,7 @@ def plots(result: dict, out: Path) -> list[str]:
     y = np.array([s["auprc"] for s in sets])
     sizes = np.array([s["n_harmful"] for s in sets])
     names = []
-    show = [result["default"], result["shipped_default"], "cluster_coverage", "soft_coverage"]
+    show = [result["default"], result["best_fac"], "cluster_coverage", "soft_coverage"]
     show = [k for k in dict.fromkeys(show) if k in sets[0]["scores"]]
     fig, axes = plt.subplots(1, len(show), figsize=(4 * len(show), 3.6), squeeze=False)
     for ax, key in zip(axes[0], show):

@@ -20,6 +20,8 @@ from experiments.validity.task import HARMFUL, build_task, prompt_background
 RELEVANCES = ("background", "prompts", "other_class", "all")
 SHIPPED_DEFAULT = "fac[background,binary]"
 """The FAC the product shipped with before this study (relevance contrast vs the prose background)."""
+DEFAULT = SHIPPED_DEFAULT
+"""The product's default now (``fac_metric.score()`` with no options)."""
 
 
 @dataclass(frozen=True)
@@ -75,13 +77,20 @@ def fac_scores(items, training_sets, acts, prompt_acts, space, anchors: dict[str
             ref = fac_variants.reference(rel, acts.select(rows), thr, rel, contrasts[rel], background)
             chosen[f"{anchor_name}/{rel}"] = {"n_relevant": ref.relevance.n_relevant,
                                               "features": ref.ids.tolist()}
-            per_set = [fac_variants.coverages(ref, np.asarray(matrix[list(ts.rows)].sum(0)).ravel(), len(ts.rows))
-                       for ts in training_sets]
+            per_set = [fac_variants.coverages(ref, matrix[positives(items, ts)]) for ts in training_sets]
             for cov in fac_variants.COVERAGES:
                 vals = [p[cov] for p in per_set]
                 key = f"fac[{rel},{cov}]" + ("" if anchor_name == "anchor" else f"@{anchor_name}")
                 scores[key] = np.array([np.nan if v is None else v for v in vals])
     return scores, chosen
+
+
+def positives(items, ts) -> list[int]:
+    """The harmful rows of a set: what its scores read. The anchor describes the harmful class,
+    and the benign block is the same 300 texts in every set: scored with it, every FAC variant
+    saturates (those 300 prompts already fire every form feature the anchor has) and every
+    diversity score is dominated by a constant."""
+    return [r for r in ts.rows if items[r].label == 1]
 
 
 def baseline_scores(items, training_sets, emb: np.ndarray, anchor: list[int]) -> dict[str, np.ndarray]:
@@ -95,8 +104,9 @@ def baseline_scores(items, training_sets, emb: np.ndarray, anchor: list[int]) ->
                                                    "mean_cosine_distance", "vendi", "cluster_coverage",
                                                    "soft_coverage")}
     for ts in training_sets:
-        texts = [items[i].text for i in ts.rows]
-        e = emb[list(ts.rows)]
+        rows = positives(items, ts)
+        texts = [items[i].text for i in rows]
+        e = emb[rows]
         out["distinct_1"].append(distinct_n(texts, 1))
         out["distinct_2"].append(distinct_n(texts, 2))
         out["ngram_entropy_2"].append(ngram_entropy(texts, 2))
@@ -129,13 +139,13 @@ def run(work: Path, cfg: StudyConfig = StudyConfig()) -> dict:
     y = downstream(items, training_sets, resid, work)
     _log(f"downstream AUPRC {y.min():.3f}..{y.max():.3f}")
     scores, chosen = fac_scores(items, training_sets, acts, prompt_acts, space, anchors)
-    scores["set size"] = np.array([len(ts.rows) for ts in training_sets], float)
+    scores["set size"] = np.array([len(ts.rows) for ts in training_sets], float)  # = n + 300: a size control
     scores.update(baseline_scores(items, training_sets, emb, anchor))
     _log("scored")
     sizes = np.array([ts.n_harmful for ts in training_sets])
     groups = np.array([ts.composition for ts in training_sets])
     result = {"config": asdict(cfg), "n_texts": len(items), "n_anchor": len(anchor), "n_sets": len(training_sets),
-              "n_compositions": int(len(np.unique(groups))), "shipped_default": SHIPPED_DEFAULT,
+              "n_compositions": int(len(np.unique(groups))), "shipped_default": SHIPPED_DEFAULT, "default": DEFAULT,
               "relevant": {k: v["n_relevant"] for k, v in chosen.items()},
               "auprc": {"min": float(y.min()), "max": float(y.max()), "mean": float(y.mean())}}
     result.update(statistics(scores, y, sizes, groups, cfg.n_boot, small=f"anchor{cfg.small_anchor}"))
