@@ -160,6 +160,9 @@ def cmd_score(args) -> int:
         if out.anchor_profile is not None:
             out.anchor_profile.save(Path(args.out) / "anchor_profile")
     print(summary_line(out))
+    for warning in (out.relevance.warning if out.relevance is not None else None, res.get("form_warning")):
+        if warning:
+            print(f"warning: {warning}")
     if out.baselines is not None:
         rows = baseline_rows(res)
         width = max(len(name) for name, _, _ in rows)

@@ -5,6 +5,7 @@ import datasets
 import evaluate
 
 from fac_metric import FacInputError, score
+from fac_metric.meaning import form_warning, relevant_table
 
 _DESCRIPTION = """
 Feature Activation Coverage (FAC) measures the diversity of a dataset in the feature space of an
@@ -59,6 +60,11 @@ Returns:
     threshold (`float`): the δ used.
     relevance (`str`): how relevant features were chosen.
     relevance_warning (`str` or `None`): set when too few features are relevant for a fine FAC.
+    relevant_features (`list` of `dict`): the 20 relevant features the anchor fires most, each with
+        its label, anchor and contrast shares, q-value (or judge decision) and whether it is *form*
+        (its top spans peak mostly on punctuation or function words).
+    form_warning (`str` or `None`): set when most relevant features are form-like, i.e. FAC may
+        measure how the anchor is phrased rather than what it is about.
     baselines (`dict`, only with `baselines=True`): distinct_1, distinct_2, ngram_entropy_2,
         self_bleu, mean_cosine_distance, vendi, and with an anchor cluster_coverage and
         soft_coverage (`None` where undefined, e.g. self-BLEU of one text).
@@ -70,7 +76,7 @@ Examples:
     >>> anchor = load_example("ifeval_anchor")[:150]        # IFEval prompts: the task
     >>> results = fac.compute(data=["Write a short poem about autumn leaves."], anchor=anchor)
     >>> sorted(results)
-    ['fac', 'missing_features', 'n_covered', 'n_relevant', 'relevance', 'relevance_warning', 'threshold']
+    ['fac', 'form_warning', 'missing_features', 'n_covered', 'n_relevant', 'relevance', 'relevance_warning', 'relevant_features', 'threshold']
     >>> results["relevance"], 0.0 < results["fac"] < 1.0, len(results["missing_features"]) > 0
     ('contrast', True, True)
 """
@@ -128,6 +134,8 @@ class FAC(evaluate.Measurement):
             "threshold": r.threshold,
             "relevance": r.relevance,
             "relevance_warning": out.relevance.warning if out.relevance is not None else None,
+            "relevant_features": relevant_table(out),
+            "form_warning": form_warning(out),
         }
         if out.baselines is not None:
             result["baselines"] = out.baselines

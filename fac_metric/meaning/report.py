@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from fac_metric.meaning.explain import top_spans
+from fac_metric.meaning.relevant import form_warning, relevant_table
 
 if TYPE_CHECKING:  # the report reads a ScoreOutput; it never runs the pipeline
     from fac_metric.scoring import ScoreOutput
@@ -78,6 +79,8 @@ def result_dict(out: ScoreOutput, n_missing: int = REPORT_FEATURES, explanations
         "relevance_details": out.relevance.summary() if out.relevance is not None else None,
         "missing_features": r["missing"], "covered_features": r["covered"],
         "top_missing": top_missing(out, n_missing, explanations=explanations),
+        "relevant_features": relevant_table(out),
+        "form_warning": form_warning(out),
         "feature_space": {"model": out.space.model_name, "hook": out.space.reader.hook, "d_sae": out.space.d_sae,
                           "fingerprint": out.space.fingerprint},
         **({"baselines": out.baselines} if out.baselines is not None else {}),
@@ -128,6 +131,8 @@ def _facts(out: ScoreOutput, res: dict, data_name: str, anchor_name: str) -> lis
         facts.append(f"relevance: {rel['mode']}: {rel['n_relevant']} of {rel['n_candidates']} anchor features; {how}")
         if rel.get("warning"):
             facts.append(f"warning: {rel['warning']}")
+    if res.get("form_warning"):
+        facts.append(f"warning: {res['form_warning']}")
     else:
         facts.append(f"relevance: {res['relevance']}")
     return facts
@@ -167,6 +172,16 @@ def _markdown(out: ScoreOutput, res: dict, data_name: str, anchor_name: str) -> 
         lines += ["## Baselines", "", "The usual text-diversity and embedding measures of the same texts, beside FAC "
                   "(n/a: undefined for this data).", "", "| measure | value | definition |", "|---|---:|---|"]
         lines += [f"| `{name}` | {value} | {_md(what)} |" for name, value, what in baseline_rows(res)]
+        lines.append("")
+    if res.get("relevant_features"):
+        lines += ["## Relevant features, the anchor's most frequent first", "",
+                  "Why each counts: how often the anchor fires it against the contrast set. *form*: its top spans "
+                  "peak mostly on punctuation or function words.", "",
+                  "| feature | label | anchor | contrast | q / decision | form |", "|---:|---|---:|---:|---|---|"]
+        for row in res["relevant_features"]:
+            why = f"{row['q_value']:.2g}" if "q_value" in row else row.get("decision", "")
+            lines.append(f"| {row['feature']} | {_md(row['label'] or '')} | {row['anchor_share']:.0%} | "
+                         f"{_pct(row['contrast_share'])} | {why} | {'form' if row['form'] else ''} |")
         lines.append("")
     lines += ["## Missing features, most important first", "",
               "Relevant to the anchor's task and never activated above δ by the data: the samples to add. "
