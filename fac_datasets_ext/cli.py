@@ -86,6 +86,11 @@ def _add_score(sub) -> None:
     _add_generator_options(p, default=None, purpose="that judges features for --relevance judge")
     p.add_argument("--out", default="fac_report", help="folder for report.md, report.html, result.json, coverage.png")
     p.add_argument("--save-profiles", action="store_true", help="also save data/anchor profiles in --out")
+    from fac_metric.measure.choices import COVERAGES, DEFAULT_COVERAGE
+
+    p.add_argument("--coverage", choices=COVERAGES, default=DEFAULT_COVERAGE,
+                   help="binary: the paper's FAC; match: each anchor text's best overlap with one data text, "
+                        "averaged (ranked training sets better in docs/results.md; needs texts, not profiles)")
     p.add_argument("--baselines", action="store_true",
                    help="also compute text-diversity and embedding baselines of the same texts (distinct-n, "
                         "self-BLEU, Vendi, cluster coverage, ...) beside FAC; needs pip install \"fac[baselines]\"")
@@ -205,7 +210,7 @@ def _score(args, data, anchor, generator=None, *, baselines: bool = False):
 
     return score(data, anchor, feature_space=args.feature_space, threshold=args.threshold,
                  relevance=_relevance(args, generator), batch_size=args.batch_size, show_progress=not args.quiet,
-                 baselines=baselines)
+                 baselines=baselines, coverage=getattr(args, "coverage", "binary"))
 
 
 def _add_explain(sub) -> None:

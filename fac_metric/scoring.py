@@ -32,6 +32,8 @@ from typing import Any, Iterable, Sequence
 
 from fac_metric.errors import FacInputError, FacMismatchError
 from fac_metric.measure.activations import SparseActivations
+from fac_metric.measure.choices import COVERAGES, DEFAULT_COVERAGE
+from fac_metric.measure.match import AnchorMatch
 from fac_metric.measure.profile import FACResult, FeatureProfile, fac
 from fac_metric.measure.relevance import DEFAULT_RELEVANCE, Relevance, RelevanceSpec, select_relevant
 from fac_metric.measure.threshold import Threshold
@@ -54,6 +56,8 @@ class ScoreOutput:
     baselines: dict[str, float | None] | None = None
     """Text and embedding baselines of the same texts (:func:`fac_metric.baselines.compute_baselines`),
     when ``score(..., baselines=True)`` asked for them; None otherwise."""
+    match: AnchorMatch | None = None
+    """With ``coverage="match"``: each anchor text's best match (``match.per_anchor``)."""
 
 
 class Scorer:
@@ -62,14 +66,19 @@ class Scorer:
     ``feature_space``: a ``FeatureSpace``, a folder, a Hub id or None (the embedded default);
     ``threshold``: δ (None: the space's) or a ``Threshold``; ``relevance``: a mode, feature ids
     or a :class:`~fac_metric.measure.relevance.RelevanceSpec`, completed by ``relevance_options``
-    (``contrast``, ``alpha``, ``generator``, ``guideline``, ``max_judged``). A judge's generator
-    is loaded here, so a bad one fails before minutes of encoding.
+    (``contrast``, ``alpha``, ``generator``, ``guideline``, ``max_judged``); ``coverage``: how FAC
+    is counted, ``binary`` (the paper's) or ``match`` (:mod:`fac_metric.measure.match`, which needs
+    texts or activations, not saved profiles). A judge's generator is loaded here, so a bad one
+    fails before minutes of encoding.
     """
 
     def __init__(self, feature_space: Any = None, *, threshold: float | Threshold | None = None,
                  relevance: str | Sequence[int] | RelevanceSpec | None = DEFAULT_RELEVANCE,
-                 cache_dir: str | os.PathLike | None = None, batch_size: int = 32, show_progress: bool = True,
-                 **relevance_options: Any) -> None:
+                 coverage: str = DEFAULT_COVERAGE, cache_dir: str | os.PathLike | None = None, batch_size: int = 32,
+                 show_progress: bool = True, **relevance_options: Any) -> None:
+        if coverage not in COVERAGES:
+            raise FacInputError(f"coverage={coverage!r} is not one of {COVERAGES}")
+        self.coverage = coverage
         self.spec = RelevanceSpec.of(relevance, **relevance_options)
         self.judge = None
         if self.spec.mode == "judge":
@@ -84,25 +93,33 @@ class Scorer:
         self._contrast: FeatureProfile | None = None
 
     # ------------------------------------------------------------------ stages
-    def profile(self, source: Any, *, name: str = "data", spans: TopSpans | None = None) -> FeatureProfile:
+    def profile(self, source: Any, *, name: str = "data", spans: TopSpans | None = None,
+                on_chunk=None) -> FeatureProfile:
         """The profile of ``source`` at this scorer's δ: texts (strings or chats, encoded now),
         ``SparseActivations`` (or the ``.safetensors`` file they were saved to), a
         ``FeatureProfile`` or the folder of a saved one (checked: same space, same δ).
-        ``spans``: filled with the texts' top spans in the same pass (texts only)."""
+        ``spans``: filled with the texts' top spans in the same pass (texts only); ``on_chunk``:
+        called with the activations as they are made (texts or activations, not profiles)."""
         if source is None:
             raise FacInputError(f"{name} is None: pass texts, activations or a saved profile")
         if isinstance(source, (str, os.PathLike)) and str(source).endswith(".safetensors") and Path(source).is_file():
             source = SparseActivations.load(source)
         if isinstance(source, SparseActivations):
             try:
-                return FeatureProfile.from_activations(source, self.threshold)
+                prof = FeatureProfile.from_activations(source, self.threshold)
             except FacMismatchError as err:
                 raise FacMismatchError(f"{name}: {err}") from err
+            if on_chunk is not None:
+                on_chunk(source)
+            return prof
         if isinstance(source, FeatureProfile) or FeatureProfile.is_saved(source):
+            if on_chunk is not None:
+                raise FacInputError(f"coverage='match' compares texts one by one, so it needs the {name}'s texts or "
+                                    f"activations, not a profile: pass those, or coverage='binary'")
             return self._checked(source if isinstance(source, FeatureProfile) else FeatureProfile.load(source), name)
         try:
             return self.space.profile(source, self.threshold, spans=spans, batch_size=self.batch_size,
-                                      show_progress=self.show_progress, desc=f"Profiling {name}")
+                                      show_progress=self.show_progress, desc=f"Profiling {name}", on_chunk=on_chunk)
         except FacInputError as err:
             raise FacInputError(f"{name}: {err}") from err
 
@@ -129,13 +146,31 @@ class Scorer:
 
         ``anchor_spans`` top spans per feature are kept from the anchor pass when it is texts (for
         the judge and the report; 0 to skip)."""
-        data_prof = self.profile(data, name="data")
         if anchor is None:
+            data_prof = self.profile(data, name="data")
             return ScoreOutput(self.fac(data_prof), data_prof, None, self.space)
+        if self.coverage == "match" and (isinstance(data, FeatureProfile) or FeatureProfile.is_saved(data)):
+            self.profile(data, name="data", on_chunk=lambda _: None)  # refuses it before the anchor is encoded
         heaps = TopSpans.for_space(self.space, anchor_spans) if anchor_spans and _is_texts(anchor) else None
-        anchor_prof = self.profile(anchor, name="anchor", spans=heaps)
+        anchor_chunks: list[SparseActivations] = []
+        keep = anchor_chunks.append if self.coverage == "match" else None
+        anchor_prof = self.profile(anchor, name="anchor", spans=heaps, on_chunk=keep)
         chosen = self.relevant(anchor_prof, anchor_spans=heaps)
-        return ScoreOutput(self.fac(data_prof, anchor_prof, chosen), data_prof, anchor_prof, self.space, chosen, heaps)
+        match = None
+        if self.coverage == "match":
+            match = AnchorMatch(SparseActivations.concat(anchor_chunks), self.threshold, chosen.features)
+        data_prof = self.profile(data, name="data", on_chunk=None if match is None else match.update)
+        result = self.fac(data_prof, anchor_prof, chosen)
+        if match is not None:
+            result = self.with_match(result, match)
+        return ScoreOutput(result, data_prof, anchor_prof, self.space, chosen, heaps, match=match)
+
+    @staticmethod
+    def with_match(result: FACResult, match: AnchorMatch) -> FACResult:
+        """``result`` counted by match: ``fac`` is the match value, ``binary_fac`` keeps the paper's."""
+        from dataclasses import replace
+
+        return replace(result, fac=match.value, coverage="match", binary_fac=result.fac)
 
     def _checked(self, prof: FeatureProfile, name: str) -> FeatureProfile:
         if prof.fingerprint != self.space.fingerprint:
@@ -169,6 +204,7 @@ def score(
     batch_size: int = 32,
     show_progress: bool = True,
     baselines: bool = False,
+    coverage: str = DEFAULT_COVERAGE,
 ) -> ScoreOutput:
     """FAC of ``data`` against ``anchor`` (texts, activations or saved profiles) in ``feature_space``.
 
@@ -179,7 +215,9 @@ def score(
     feature are kept from the anchor pass, for the judge and the report (0 to skip).
     ``baselines=True`` also computes the usual text and embedding baselines of the same texts
     into ``ScoreOutput.baselines`` (needs texts, not activations or profiles, and the
-    ``baselines`` extra).
+    ``baselines`` extra). ``coverage``: ``binary`` (the paper's FAC) or ``match`` (per anchor
+    text, the best overlap with one data text: :mod:`fac_metric.measure.match`); with ``match``,
+    ``out.result.fac`` is the match value and ``out.result.binary_fac`` the paper's.
 
     >>> out = score(["Write a limerick about a cat."], ["Write a poem about the sea.", "Write a story about a dog."],
     ...             show_progress=False)
@@ -197,7 +235,7 @@ def score(
         embedder = get_embedder()
     scorer = Scorer(feature_space, threshold=threshold, relevance=relevance, contrast=contrast, generator=generator,
                     guideline=guideline, max_judged=max_judged, alpha=alpha, cache_dir=cache_dir,
-                    batch_size=batch_size, show_progress=show_progress)
+                    batch_size=batch_size, show_progress=show_progress, coverage=coverage)
     out = scorer.score(data, anchor, anchor_spans=anchor_spans)
     if embedder is not None:
         from fac_metric.baselines import compute_baselines

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import sparse
 
 from fac_metric import FeatureProfile, SparseActivations, Threshold
-from fac_metric.measure import Relevance, all_features, contrast_features
+from fac_metric.measure import AnchorMatch, Relevance, all_features, contrast_features
 
 COVERAGES = ("binary", "frequency", "frequency_specific", "per_anchor_text", "match")
 
@@ -48,6 +48,8 @@ class Reference:
     contrast_share: np.ndarray | None
     anchor_rows: sparse.csr_matrix
     """The anchor's 0/1 matrix restricted to the relevant features."""
+    anchor_acts: SparseActivations
+    threshold: Threshold
 
     @property
     def ids(self) -> np.ndarray:
@@ -61,11 +63,12 @@ def reference(name: str, anchor_acts: SparseActivations, thr: Threshold, relevan
     against = background if relevance == "all" else contrast
     a_share = anchor.count / anchor.n_texts
     c_share = against.count / against.n_texts
-    return Reference(name, rel, a_share, c_share, above(anchor_acts, thr)[:, rel.features])
+    return Reference(name, rel, a_share, c_share, above(anchor_acts, thr)[:, rel.features], anchor_acts, thr)
 
 
-def coverages(ref: Reference, rows: sparse.csr_matrix) -> dict[str, float | None]:
-    """Every coverage rule for one training set, from its texts' 0/1 rows (all features)."""
+def coverages(ref: Reference, rows: sparse.csr_matrix, acts: SparseActivations) -> dict[str, float | None]:
+    """Every coverage rule for one training set, from its texts' 0/1 rows (all features) and
+    activations (``match`` is the product's :class:`~fac_metric.measure.match.AnchorMatch`)."""
     ids = ref.ids
     counts, n_texts = np.asarray(rows.sum(0)).ravel(), rows.shape[0]
     if not len(ids):
@@ -76,14 +79,12 @@ def coverages(ref: Reference, rows: sparse.csr_matrix) -> dict[str, float | None
     per_text_n = np.asarray(ref.anchor_rows.sum(1)).ravel()
     per_text_cov = ref.anchor_rows @ (c > 0).astype(np.float32)
     has = per_text_n > 0
-    mine = rows[:, ids]
-    inter = (ref.anchor_rows @ mine.T).toarray()
-    union = per_text_n[:, None] + np.asarray(mine.sum(1)).ravel()[None, :] - inter
-    match = (inter / np.maximum(union, 1)).max(1)
+    match = AnchorMatch(ref.anchor_acts, ref.threshold, ids)
+    match.update(acts)
     return {
         "binary": float((c > 0).mean()),
         "frequency": float(reach.mean()),
         "frequency_specific": float((w * reach).sum() / w.sum()) if w.sum() > 0 else None,
         "per_anchor_text": float((per_text_cov[has] / per_text_n[has]).mean()) if has.any() else None,
-        "match": float(match[has].mean()) if has.any() else None,
+        "match": match.value,
     }

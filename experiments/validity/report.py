@@ -22,7 +22,7 @@ def _validity_table(result: dict, keys: list[str]) -> list[str]:
         lines.append(f"| {k} | {result['relevant_of'].get(k, '')} | {_cell(row, 'spearman', 'set')} | "
                      f"{_cell(row, 'spearman', 'group')} | {_cell(row, 'within_size_spearman', 'set')} | "
                      f"{_cell(row, 'within_size_spearman', 'group')} | {row['pearson']['set']['value']:.2f} | "
-                     f"{row['share_ge_0.95']:.0%} |")
+                     f"{'' if 'share_ge_0.95' not in row else format(row['share_ge_0.95'], '.0%')} |")
     return lines
 
 
@@ -108,8 +108,10 @@ def write(result: dict, out: Path, command: str) -> None:
         *_validity_table(result, result["order"]),
         "",
         "Scores: `fac[relevance,coverage]` (see `experiments/validity/fac_variants.py`); `@anchorN`: the same with "
-        "the anchor cut to N texts. Baselines from `fac_metric.baselines` on the whole training set (anchor-aware "
-        "ones against the anchor).",
+        "the anchor cut to N texts. Every score, FAC and baselines (`fac_metric.baselines`; anchor-aware ones "
+        "against the anchor), reads a set's harmful texts: the benign block is the same in every set (scored with "
+        "it, every FAC variant saturates at 1: those 300 prompts already fire every form feature of the anchor). "
+        "`set size` is the whole set's size (a control: constant within a size).",
         "",
         "## Paired differences",
         "",

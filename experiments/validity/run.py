@@ -77,7 +77,8 @@ def fac_scores(items, training_sets, acts, prompt_acts, space, anchors: dict[str
             ref = fac_variants.reference(rel, acts.select(rows), thr, rel, contrasts[rel], background)
             chosen[f"{anchor_name}/{rel}"] = {"n_relevant": ref.relevance.n_relevant,
                                               "features": ref.ids.tolist()}
-            per_set = [fac_variants.coverages(ref, matrix[positives(items, ts)]) for ts in training_sets]
+            per_set = [fac_variants.coverages(ref, matrix[positives(items, ts)], acts.select(positives(items, ts)))
+                       for ts in training_sets]
             for cov in fac_variants.COVERAGES:
                 vals = [p[cov] for p in per_set]
                 key = f"fac[{rel},{cov}]" + ("" if anchor_name == "anchor" else f"@{anchor_name}")
@@ -181,7 +182,8 @@ def statistics(scores: dict[str, np.ndarray], y: np.ndarray, sizes: np.ndarray, 
             table[name] = {"undefined": int(np.isnan(x).sum())}
             continue
         row = {m: {b: stats.interval(m, x, y, sizes, r).to_dict() for b, r in reps.items()} for m in stats.METRICS}
-        row["share_ge_0.95"] = round(float((x >= 0.95).mean()), 4)
+        if name.startswith("fac["):  # saturation is a property of scores in [0, 1]
+            row["share_ge_0.95"] = round(float((x >= 0.95).mean()), 4)
         table[name] = row
     defined = [k for k in scores if "undefined" not in table[k]]
     ws = lambda k: table[k]["within_size_spearman"]["set"]["value"]  # noqa: E731
@@ -189,15 +191,18 @@ def statistics(scores: dict[str, np.ndarray], y: np.ndarray, sizes: np.ndarray, 
     fac_main = [k for k in defined if k.startswith("fac[") and "@" not in k]
     best = max(fac_main, key=ws) if fac_main else None
     paired = []
-    for a in dict.fromkeys([SHIPPED_DEFAULT, *(k for k in fac_main)]):
+    compared = [SHIPPED_DEFAULT, *sorted(fac_main, key=ws, reverse=True)[:4]]  # the default and the 4 best
+    for a in dict.fromkeys(compared):
         if a not in defined:
             continue
         for b in BASELINES_COMPARED:
             if b not in defined:
                 continue
             for metric in ("within_size_spearman", "spearman"):
-                if a != SHIPPED_DEFAULT and metric == "spearman" and a != best:
-                    continue  # keep the table readable: every variant within size, the best also overall
                 paired.append({"a": a, "b": b, "metric": metric,
                                **stats.paired(metric, scores[a], scores[b], y, sizes, reps["group"])})
+    if best is not None and best != SHIPPED_DEFAULT:
+        for metric in ("within_size_spearman", "spearman"):
+            paired.append({"a": best, "b": SHIPPED_DEFAULT, "metric": metric,
+                           **stats.paired(metric, scores[best], scores[SHIPPED_DEFAULT], y, sizes, reps["group"])})
     return {"table": table, "order": order, "best_fac": best, "paired": paired}

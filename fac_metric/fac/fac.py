@@ -51,9 +51,14 @@ Args:
     n_missing (`int`, defaults to 100): how many missing features to list (-1 for all).
     baselines (`bool`, defaults to False): also compute the usual text-diversity and embedding
         baselines of the same texts (needs `pip install "fac[baselines]"`).
+    coverage (`str`, defaults to "binary"): "binary", the paper's FAC, or "match": per anchor
+        text, the best overlap of its relevant features with one data text, averaged (ranked
+        training sets better in docs/results.md, and does not saturate; needs texts).
 
 Returns:
     fac (`float` or `None`): the coverage, in [0, 1]; `None` when no feature is relevant.
+    binary_fac (`float` or `None`): the paper's binary FAC (equal to `fac` unless coverage="match").
+    coverage (`str`): how `fac` was counted.
     n_covered (`int`): relevant anchor features the data covers.
     n_relevant (`int`): relevant anchor features (the denominator).
     missing_features (`list` of `int`): missing feature ids, most important first.
@@ -76,7 +81,7 @@ Examples:
     >>> anchor = load_example("ifeval_anchor")[:150]        # IFEval prompts: the task
     >>> results = fac.compute(data=["Write a short poem about autumn leaves."], anchor=anchor)
     >>> sorted(results)
-    ['fac', 'form_warning', 'missing_features', 'n_covered', 'n_relevant', 'relevance', 'relevance_warning', 'relevant_features', 'threshold']
+    ['binary_fac', 'coverage', 'fac', 'form_warning', 'missing_features', 'n_covered', 'n_relevant', 'relevance', 'relevance_warning', 'relevant_features', 'threshold']
     >>> results["relevance"], 0.0 < results["fac"] < 1.0, len(results["missing_features"]) > 0
     ('contrast', True, True)
 """
@@ -120,14 +125,16 @@ class FAC(evaluate.Measurement):
 
     def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevance="contrast", contrast=None,
                  alpha=None, generator=None, guideline=None, max_judged=None, batch_size=32,
-                 show_progress=False, n_missing=100, baselines=False):
+                 show_progress=False, n_missing=100, baselines=False, coverage="binary"):
         out = score(data, anchor, feature_space=feature_space, threshold=threshold, relevance=relevance,
                     contrast=contrast, alpha=alpha, generator=generator, guideline=guideline, max_judged=max_judged,
                     batch_size=batch_size, show_progress=show_progress,
-                    anchor_spans=0, baselines=baselines)
+                    anchor_spans=0, baselines=baselines, coverage=coverage)
         r = out.result
         result = {
             "fac": r.fac,
+            "binary_fac": r.binary_fac,
+            "coverage": r.coverage,
             "n_covered": r.n_covered,
             "n_relevant": r.n_reference,
             "missing_features": r.missing if n_missing < 0 else r.missing[:n_missing],

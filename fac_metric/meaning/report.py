@@ -65,15 +65,18 @@ def summary_line(out: ScoreOutput) -> str:
         return f"FAC undefined: no relevant anchor features at δ={r.threshold}, relevance={r.relevance}{why}"
     if out.anchor_profile is None:
         return f"coverage {r.fac:.3f}: {r.n_covered} of {r.n_reference} live features active on {r.n_texts} texts (δ={r.threshold})"
-    return (f"FAC {r.fac:.3f}: {r.n_covered} of {r.n_reference} relevant anchor features covered by {r.n_texts} texts; "
-            f"{len(r.missing)} missing (δ={r.threshold}, relevance={r.relevance})")
+    counts = (f"{r.n_covered} of {r.n_reference} relevant anchor features covered by {r.n_texts} texts; "
+              f"{len(r.missing)} missing (δ={r.threshold}, relevance={r.relevance})")
+    if r.coverage == "match":
+        return f"FAC {r.fac:.3f} (match: anchor texts' best overlap with a data text); binary FAC {r.binary_fac:.3f}: {counts}"
+    return f"FAC {r.fac:.3f}: {counts}"
 
 
 def result_dict(out: ScoreOutput, n_missing: int = REPORT_FEATURES, explanations: dict[int, dict] | None = None) -> dict:
     """The JSON-able result: the FAC figures, how relevance was chosen, and the top missing features."""
     r = out.result.to_dict()
     return {
-        "fac": r["fac"], "n_covered": r["n_covered"], "n_relevant": r["n_reference"], "n_missing": len(r["missing"]),
+        "fac": r["fac"], "coverage": r["coverage"], "binary_fac": r["binary_fac"], "n_covered": r["n_covered"], "n_relevant": r["n_reference"], "n_missing": len(r["missing"]),
         "threshold": r["threshold"], "relevance": r["relevance"], "n_texts": r["n_texts"],
         "n_anchor_texts": r["n_anchor_texts"],
         "relevance_details": out.relevance.summary() if out.relevance is not None else None,

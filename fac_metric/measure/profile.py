@@ -163,6 +163,14 @@ class FACResult:
     threshold: float = 0.0
     n_texts: int = 0
     n_anchor_texts: int = 0
+    coverage: str = "binary"
+    """How ``fac`` was counted: ``binary`` (the paper's, as ``n_covered / n_reference``) or ``match``."""
+    binary_fac: float | None = None
+    """The paper's binary FAC, ``n_covered / n_reference``, whatever ``coverage`` is."""
+
+    def __post_init__(self) -> None:
+        if self.binary_fac is None and self.coverage == "binary":
+            self.binary_fac = self.fac
 
     def to_dict(self) -> dict:
         return asdict(self)

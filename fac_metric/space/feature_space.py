@@ -27,7 +27,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal, NamedTuple, Sequence
+from typing import Any, Callable, Iterable, Iterator, Literal, NamedTuple, Sequence
 
 import numpy as np
 import torch
@@ -406,11 +406,12 @@ class FeatureSpace:
 
     def profile(self, texts: Iterable[TextItem], threshold: "float | Threshold | None" = None, *,
                 spans: Any = None, batch_size: int = 32, show_progress: bool = True,
-                desc: str = "Profiling") -> FeatureProfile:
+                desc: str = "Profiling", on_chunk: Callable[[SparseActivations], None] | None = None) -> FeatureProfile:
         """The profile of ``texts`` at ``threshold``, streamed chunk by chunk (memory stays flat).
 
         ``spans``: a :class:`~fac_metric.meaning.spans.TopSpans` to fill in the same pass (each
-        feature's top spans over these texts). Same profile as
+        feature's top spans over these texts); ``on_chunk``: called with each chunk's
+        activations as they are made (to keep them, or fold them into a match). Same profile as
         ``FeatureProfile.from_activations(self.encode(texts), self.threshold_at(threshold))``.
         """
         thr = self.threshold_at(threshold)
@@ -425,6 +426,8 @@ class FeatureSpace:
                     spans.update(chunk)
                     yield chunk.acts
             chunks = chunks_and_spans()
+        if on_chunk is not None:
+            chunks = _tapped(chunks, on_chunk)
         prof = FeatureProfile.from_activations(chunks, thr)
         if prof.n_texts == 0:
             raise FacInputError("no texts to profile: pass at least one string or chat")
@@ -555,6 +558,12 @@ class FeatureSpace:
 
 
 _LOADED: dict[Any, FeatureSpace] = {}
+
+
+def _tapped(chunks: Iterable[SparseActivations], on_chunk: Callable[[SparseActivations], None]):
+    for chunk in chunks:
+        on_chunk(chunk)
+        yield chunk
 
 
 def get_feature_space(spec: Any = None, *, device: str | None = None, dtype: str = "auto") -> FeatureSpace:
