@@ -14,9 +14,11 @@ def measurement():
 
 def test_compute_returns_fac_and_missing_features(measurement, heldout_texts, anchor_texts):
     r = measurement.compute(data=heldout_texts[:5], anchor=anchor_texts[:100])
-    assert set(r) == {"fac", "n_covered", "n_relevant", "missing_features", "threshold", "relevance",
-                      "relevance_warning"}
-    assert r["relevance"] == "contrast" and r["relevance_warning"] is None
+    assert set(r) == {"fac", "binary_fac", "coverage", "n_covered", "n_relevant", "missing_features", "threshold",
+                      "relevance", "relevance_warning", "relevant_features", "form_warning"}
+    assert r["relevance"] == "contrast" and r["relevance_warning"] is None and r["form_warning"] is None
+    assert r["coverage"] == "binary" and r["binary_fac"] == r["fac"]
+    assert len(r["relevant_features"]) == 20 and {"feature", "label", "anchor_share", "form"} <= set(r["relevant_features"][0])
     assert 0 < r["fac"] < 1 and r["n_covered"] < r["n_relevant"]
     assert len(r["missing_features"]) == min(100, r["n_relevant"] - r["n_covered"])
 
