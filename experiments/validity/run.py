@@ -37,7 +37,7 @@ class StudyConfig:
     n_boot: int = 2000
 
 
-QUICK = StudyConfig(per_source=30, n_benign=30, sizes=(4, 8), small_anchor=8, n_prompt_background=40, n_boot=200)
+QUICK = StudyConfig(per_source=20, n_benign=30, sizes=(4, 8), small_anchor=8, n_prompt_background=20, n_boot=200)
 
 
 def _log(msg: str) -> None:
