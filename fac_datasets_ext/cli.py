@@ -86,7 +86,7 @@ def _add_score(sub) -> None:
     _add_generator_options(p, default=None, purpose="that judges features for --relevance judge")
     p.add_argument("--out", default="fac_report", help="folder for report.md, report.html, result.json, coverage.png")
     p.add_argument("--save-profiles", action="store_true", help="also save data/anchor profiles in --out")
-    from fac_metric.measure.choices import COVERAGES, DEFAULT_COVERAGE
+    from fac_metric.measure import COVERAGES, DEFAULT_COVERAGE
 
     p.add_argument("--coverage", choices=COVERAGES, default=DEFAULT_COVERAGE,
                    help="binary: the paper's FAC; match: each anchor text's best overlap with one data text, "
