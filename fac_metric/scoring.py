@@ -146,8 +146,10 @@ class Scorer:
 
         ``anchor_spans`` top spans per feature are kept from the anchor pass when it is texts (for
         the judge and the report; 0 to skip)."""
+        # Data first, so bad data fails before the anchor is encoded; match needs the anchor's
+        # relevant features while it reads the data, so there the data comes second.
+        data_prof = self.profile(data, name="data") if anchor is None or self.coverage == "binary" else None
         if anchor is None:
-            data_prof = self.profile(data, name="data")
             return ScoreOutput(self.fac(data_prof), data_prof, None, self.space)
         if self.coverage == "match" and (isinstance(data, FeatureProfile) or FeatureProfile.is_saved(data)):
             self.profile(data, name="data", on_chunk=lambda _: None)  # refuses it before the anchor is encoded
@@ -159,7 +161,7 @@ class Scorer:
         match = None
         if self.coverage == "match":
             match = AnchorMatch(SparseActivations.concat(anchor_chunks), self.threshold, chosen.features)
-        data_prof = self.profile(data, name="data", on_chunk=None if match is None else match.update)
+            data_prof = self.profile(data, name="data", on_chunk=match.update)
         result = self.fac(data_prof, anchor_prof, chosen)
         if match is not None:
             result = self.with_match(result, match)
