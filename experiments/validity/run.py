@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from experiments.validity import encode, fac_variants, sets as sets_mod, stats
-from experiments.validity.task import HARMFUL, build_task, prompt_background
+from experiments.validity.task import build_task, prompt_background
 
 RELEVANCES = ("background", "prompts", "other_class", "all")
 SHIPPED_DEFAULT = "fac[background,binary]"
@@ -28,6 +28,8 @@ DEFAULT = SHIPPED_DEFAULT
 class StudyConfig:
     """The study's size. The full study is the default; ``QUICK`` runs the same code on a sliver."""
 
+    task: str = "harmful"
+    """A key of ``experiments.validity.task.TASKS``: the study task, or a check task."""
     per_source: int | None = None
     """Texts kept per source (None: all)."""
     n_benign: int = sets_mod.N_BENIGN
@@ -87,10 +89,10 @@ def fac_scores(items, training_sets, acts, prompt_acts, space, anchors: dict[str
 
 
 def positives(items, ts) -> list[int]:
-    """The harmful rows of a set: what its scores read. The anchor describes the harmful class,
-    and the benign block is the same 300 texts in every set: scored with it, every FAC variant
-    saturates (those 300 prompts already fire every form feature the anchor has) and every
-    diversity score is dominated by a constant."""
+    """The positive rows of a set (harmful, in the study task): what its scores read. The anchor
+    describes the positive class, and the negative block is the same 300 texts in every set:
+    scored with it, every FAC variant saturates (those 300 prompts already fire every form
+    feature the anchor has) and every diversity score is dominated by a constant."""
     return [r for r in ts.rows if items[r].label == 1]
 
 
@@ -124,7 +126,7 @@ def run(work: Path, cfg: StudyConfig = StudyConfig()) -> dict:
 
     started = time.time()
     work.mkdir(parents=True, exist_ok=True)
-    items = build_task(per_source=cfg.per_source)
+    items = build_task(per_source=cfg.per_source, task=cfg.task)
     training_sets = sets_mod.design(items, sizes=cfg.sizes, n_benign=cfg.n_benign)
     anchor = sets_mod.anchor_rows(items)
     anchors = {"anchor": anchor, f"anchor{cfg.small_anchor}": sets_mod.small_anchor(anchor, cfg.small_anchor)}
@@ -143,7 +145,7 @@ def run(work: Path, cfg: StudyConfig = StudyConfig()) -> dict:
     scores["set size"] = np.array([len(ts.rows) for ts in training_sets], float)  # = n + 300: a size control
     scores.update(baseline_scores(items, training_sets, emb, anchor))
     _log("scored")
-    sizes = np.array([ts.n_harmful for ts in training_sets])
+    sizes = np.array([ts.n_positive for ts in training_sets])
     groups = np.array([ts.composition for ts in training_sets])
     result = {"config": asdict(cfg), "n_texts": len(items), "n_anchor": len(anchor), "n_sets": len(training_sets),
               "n_compositions": int(len(np.unique(groups))), "shipped_default": SHIPPED_DEFAULT, "default": DEFAULT,
@@ -153,7 +155,7 @@ def run(work: Path, cfg: StudyConfig = StudyConfig()) -> dict:
     result["relevant_of"] = {k: chosen[_reference_of(k, cfg.small_anchor)]["n_relevant"]
                              for k in scores if k.startswith("fac[")}
     result["relevant_features"] = {k: v["features"] for k, v in chosen.items()}
-    result["sets"] = [{"name": ts.name, "composition": ts.composition, "n_harmful": ts.n_harmful,
+    result["sets"] = [{"name": ts.name, "composition": ts.composition, "n_positive": ts.n_positive,
                        "auprc": round(float(y[j]), 5),
                        "scores": {k: (None if np.isnan(v[j]) else round(float(v[j]), 5)) for k, v in scores.items()}}
                       for j, ts in enumerate(training_sets)]

@@ -125,6 +125,30 @@ class SparseActivations(NamedTuple):
         return SparseActivations(indptr, self.indices[keep], self.values[keep], self.n_tokens, self.d_sae,
                                  self.fingerprint)
 
+    def fired(self, thresholds: np.ndarray, columns: np.ndarray | None = None):
+        """``[n_texts, n_columns]`` scipy CSR 0/1 matrix: text t fires latent ``columns[j]`` above its
+        threshold (``columns``: sorted unique latent ids; None: every latent, in order).
+
+        >>> acts = SparseActivations.from_rows([([1, 2], [0.5, 3.0]), ([2], [1.0])], [3, 2], d_sae=4)
+        >>> acts.fired(np.array([0, 1, 2, 0], np.float32)).toarray().tolist()
+        [[0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 0.0]]
+        >>> acts.fired(np.zeros(4, np.float32), columns=np.array([2])).toarray().tolist()
+        [[1.0], [1.0]]
+        """
+        from scipy import sparse
+
+        keep = self.values > np.asarray(thresholds)[self.indices]
+        col = self.indices
+        width = self.d_sae
+        if columns is not None:
+            where = np.full(self.d_sae, -1, np.int64)
+            where[columns] = np.arange(len(columns))
+            keep &= where[self.indices] >= 0
+            col, width = where[self.indices], len(columns)
+        rows = np.repeat(np.arange(self.n_texts), np.diff(self.indptr))[keep]
+        return sparse.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows, col[keep])),
+                                 shape=(self.n_texts, width))
+
     def save(self, path: str | os.PathLike) -> Path:
         """Write the activations to the safetensors file ``path``, with their space's fingerprint.
 

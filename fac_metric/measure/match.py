@@ -38,12 +38,7 @@ def _fired(acts: SparseActivations, threshold: Threshold, columns: np.ndarray) -
     threshold.check(acts.fingerprint)
     if acts.d_sae != threshold.d_sae:
         raise FacMismatchError(f"activations of width {acts.d_sae} do not match a δ of width {threshold.d_sae}")
-    where = np.full(threshold.d_sae, -1, np.int64)
-    where[columns] = np.arange(len(columns))
-    keep = (acts.values > threshold.per_latent[acts.indices]) & (where[acts.indices] >= 0)
-    rows = np.repeat(np.arange(acts.n_texts), np.diff(acts.indptr))[keep]
-    return sparse.csr_matrix((np.ones(int(keep.sum()), np.float32), (rows, where[acts.indices[keep]])),
-                             shape=(acts.n_texts, len(columns)))
+    return acts.fired(threshold.per_latent, columns)
 
 
 class AnchorMatch:
