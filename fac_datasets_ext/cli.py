@@ -59,9 +59,11 @@ def _add_relevance_options(p) -> None:
     from fac_metric.measure import (DEFAULT_ALPHA, DEFAULT_MAX_JUDGED, DEFAULT_RELEVANCE, RELEVANCE_MODES,
                                     shipped_guidelines)
 
-    p.add_argument("--relevance", choices=RELEVANCE_MODES, default=DEFAULT_RELEVANCE,
-                   help="how task-relevant features are chosen (default: contrast, a significance test against "
-                        "the background or --contrast; judge: the --generator judges each feature)")
+    p.add_argument("--relevance", choices=RELEVANCE_MODES, default=None,
+                   help="how task-relevant features are chosen: contrast, a significance test against the "
+                        "background or --contrast; judge: the --generator judges each feature; all: every "
+                        f"non-generic anchor feature (default: {DEFAULT_RELEVANCE}; for fac score with "
+                        "--coverage match and no --contrast, all)")
     p.add_argument("--contrast", help="contrast set for --relevance contrast (e.g. the negative class), same formats")
     p.add_argument("--contrast-column", help="column of the contrast set's texts (default: chosen by its shape)")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="false-discovery rate of the contrast test")
@@ -89,8 +91,9 @@ def _add_score(sub) -> None:
     from fac_metric.measure import COVERAGES, DEFAULT_COVERAGE
 
     p.add_argument("--coverage", choices=COVERAGES, default=DEFAULT_COVERAGE,
-                   help="binary: the paper's FAC; match: each anchor text's best overlap with one data text, "
-                        "averaged (ranked training sets better in docs/results.md; needs texts, not profiles)")
+                   help="match (default): each anchor text's best overlap with one data text, averaged "
+                        "(predicted training results best in docs/results.md; needs texts, not profiles); "
+                        "binary: the paper's FAC")
     p.add_argument("--baselines", action="store_true",
                    help="also compute text-diversity and embedding baselines of the same texts (distinct-n, "
                         "self-BLEU, Vendi, cluster coverage, ...) beside FAC; needs pip install \"fac[baselines]\"")
@@ -197,10 +200,14 @@ def _relevance(args, generator=None):
     """The ``RelevanceSpec`` of the relevance options, checked before anything is read or encoded."""
     from fac_metric import RelevanceSpec
 
+    from fac_metric.measure import default_relevance
+
     contrast = _texts_or_profile(args.contrast, args.contrast_column) if args.contrast else None
-    return RelevanceSpec.of(args.relevance, contrast=contrast, alpha=args.alpha, guideline=args.guideline,
+    # Only `fac score` has --coverage; the commands that pick targets (explain, augment) count binary.
+    mode = args.relevance or default_relevance(getattr(args, "coverage", "binary"), contrast)
+    return RelevanceSpec.of(mode, contrast=contrast, alpha=args.alpha, guideline=args.guideline,
                             max_judged=args.max_judged,
-                            generator=(generator or _generator(args)) if args.relevance == "judge" else None)
+                            generator=(generator or _generator(args)) if mode == "judge" else None)
 
 
 def _score(args, data, anchor, generator=None, *, baselines: bool = False):

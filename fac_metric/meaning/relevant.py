@@ -77,8 +77,12 @@ def relevant_table(out: Any, n: int | None = 20) -> list[dict]:
 
 
 def form_warning(out: Any) -> str | None:
-    """A warning when most relevant features look like phrasing rather than content, else None."""
-    if out.relevance is None or not len(out.relevance.features):
+    """A warning when most relevant features look like phrasing rather than content, else None.
+
+    Only for relevance that is meant to isolate the task (contrast, judge, given ids): ``all``
+    keeps every non-generic anchor feature, form included, by design (match coverage compares
+    whole profiles, and that predicted best in docs/results.md)."""
+    if out.relevance is None or not len(out.relevance.features) or out.relevance.mode == "all":
         return None
     flags = [feature_is_form(out.space, int(i)) for i in out.relevance.features]
     known = [f for f in flags if f is not None]

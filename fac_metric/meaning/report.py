@@ -134,10 +134,13 @@ def _facts(out: ScoreOutput, res: dict, data_name: str, anchor_name: str) -> lis
         facts.append(f"relevance: {rel['mode']}: {rel['n_relevant']} of {rel['n_candidates']} anchor features; {how}")
         if rel.get("warning"):
             facts.append(f"warning: {rel['warning']}")
+    elif out.anchor_profile is not None:
+        facts.append(f"relevance: {res['relevance']}")
     if res.get("form_warning"):
         facts.append(f"warning: {res['form_warning']}")
-    else:
-        facts.append(f"relevance: {res['relevance']}")
+    if res.get("coverage") == "match":
+        facts.append("coverage: match: per anchor text, the best Jaccard overlap of its relevant features with one "
+                     "data text, averaged (`--coverage binary`: the paper's share of relevant features covered)")
     return facts
 
 

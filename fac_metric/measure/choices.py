@@ -14,13 +14,32 @@ from pathlib import Path
 RELEVANCE_MODES = ("contrast", "judge", "all")
 """The modes that choose features; explicit ids are mode ``given``."""
 DEFAULT_RELEVANCE = "contrast"
+"""How features are chosen where they are *targets* (augment, explain, the paper's binary FAC):
+the anchor's features that are significantly more frequent than in a contrast set."""
 DEFAULT_ALPHA = 0.05
 """False-discovery rate of the contrast test."""
 COVERAGES = ("binary", "match")
 """How a FAC is counted: ``binary``, the paper's (share of relevant features some text fires), or
 ``match`` (per anchor text, the best overlap of its relevant features with one data text; see
 :mod:`fac_metric.measure.match` and docs/results.md)."""
-DEFAULT_COVERAGE = "binary"
+DEFAULT_COVERAGE = "match"
+"""How ``score``/``compute``/``fac score`` count FAC unless told: ``match``, which (with relevance
+``all``) ranked training sets by what a classifier learned from them better than the paper's
+binary FAC and every text or embedding baseline on both tasks of docs/results.md."""
+
+
+def default_relevance(coverage: str, contrast: object = None) -> str:
+    """The relevance mode a measurement uses when none is named: ``all`` with ``match`` (match
+    compares whole feature profiles text by text, so it needs no test to drop the form features
+    every prompt shares; the test's choice predicted worse on the check task), ``contrast`` with
+    ``binary`` (the paper's FAC, which does) or whenever a contrast set is given.
+
+    >>> default_relevance("match"), default_relevance("binary"), default_relevance("match", contrast=["x"])
+    ('all', 'contrast', 'contrast')
+    """
+    return "all" if coverage == "match" and contrast is None else DEFAULT_RELEVANCE
+
+
 DEFAULT_MAX_JUDGED = 200
 """The judge reads at most this many candidate features (the anchor's most frequent)."""
 GUIDELINES_DIR = Path(__file__).parent / "guidelines"
@@ -32,5 +51,5 @@ def shipped_guidelines() -> list[str]:
     return sorted(p.stem for p in GUIDELINES_DIR.glob("*.txt"))
 
 
-__all__ = ["RELEVANCE_MODES", "DEFAULT_RELEVANCE", "COVERAGES", "DEFAULT_COVERAGE", "DEFAULT_ALPHA", "DEFAULT_MAX_JUDGED", "GUIDELINES_DIR",
+__all__ = ["RELEVANCE_MODES", "DEFAULT_RELEVANCE", "COVERAGES", "DEFAULT_COVERAGE", "default_relevance", "DEFAULT_ALPHA", "DEFAULT_MAX_JUDGED", "GUIDELINES_DIR",
            "shipped_guidelines"]
