@@ -52,7 +52,8 @@ def local_generator():
 
 @pytest.fixture(scope="session")
 def anchor_scored(space, anchor_texts, brown_texts):
-    """Unrelated prose scored against the 300-prompt IFEval anchor, with the anchor's spans."""
+    """Unrelated prose scored against the 300-prompt IFEval anchor, with the anchor's spans: the
+    paper's binary FAC over contrast features (the missing features explain and augment target)."""
     from fac_metric.scoring import score
 
-    return score(brown_texts[:40], anchor_texts, feature_space=space, show_progress=False)
+    return score(brown_texts[:40], anchor_texts, feature_space=space, show_progress=False, coverage="binary")

@@ -21,17 +21,24 @@ def test_score_writes_report_json_and_plot(tmp_path, capsys):
     assert f"FAC {result['fac']:.3f}" in printed
     report = (out / "report.md").read_text()
     assert "Missing features" in report and f"### Feature {result['missing_features'][0]}" in report
-    assert result["relevance"] == "contrast" and result["relevance_details"]["n_relevant"] == result["n_relevant"]
+    # the default: match FAC over every non-generic anchor feature, the binary share beside it
+    assert result["coverage"] == "match" and result["relevance"] == "all" and 0 < result["binary_fac"] < 1
+    assert f"binary FAC {result['binary_fac']:.3f}" in printed
+    assert result["relevance_details"]["n_relevant"] == result["n_relevant"]
     first = result["top_missing"][0]
     assert first["summary"].startswith("peaks on") and first["anchor_spans"] and first["corpus_spans"]
     assert (out / "coverage.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (out / "report.html").read_text()
     assert page.count("<mark>") >= len(result["top_missing"]) and "data:image/png;base64," in page
-    # a saved anchor profile is accepted in place of the anchor texts, with the same result
+    # a saved anchor profile holds counts, not texts: match refuses it (before encoding anything),
+    # and binary coverage over the same features gives the same binary FAC
     again = tmp_path / "again"
     assert main(["score", str(example_path("brown_unseen")), "--anchor", str(out / "anchor_profile"),
-                 "--out", str(again), "--quiet"]) == 0
-    assert json.loads((again / "result.json").read_text())["fac"] == result["fac"]
+                 "--out", str(again), "--quiet"]) == 2
+    assert "coverage='binary'" in capsys.readouterr().err
+    assert main(["score", str(example_path("brown_unseen")), "--anchor", str(out / "anchor_profile"),
+                 "--out", str(again), "--quiet", "--coverage", "binary", "--relevance", "all"]) == 0
+    assert json.loads((again / "result.json").read_text())["fac"] == result["binary_fac"]
 
 
 @pytest.fixture

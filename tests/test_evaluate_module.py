@@ -16,8 +16,9 @@ def test_compute_returns_fac_and_missing_features(measurement, heldout_texts, an
     r = measurement.compute(data=heldout_texts[:5], anchor=anchor_texts[:100])
     assert set(r) == {"fac", "binary_fac", "coverage", "n_covered", "n_relevant", "missing_features", "threshold",
                       "relevance", "relevance_warning", "relevant_features", "form_warning"}
-    assert r["relevance"] == "contrast" and r["relevance_warning"] is None and r["form_warning"] is None
-    assert r["coverage"] == "binary" and r["binary_fac"] == r["fac"]
+    # the default: match coverage over every non-generic anchor feature (docs/results.md)
+    assert r["relevance"] == "all" and r["relevance_warning"] is None and r["form_warning"] is None
+    assert r["coverage"] == "match" and 0 <= r["fac"] <= 1 and 0 < r["binary_fac"] < 1
     assert len(r["relevant_features"]) == 20 and {"feature", "label", "anchor_share", "form"} <= set(r["relevant_features"][0])
     assert 0 < r["fac"] < 1 and r["n_covered"] < r["n_relevant"]
     assert len(r["missing_features"]) == min(100, r["n_relevant"] - r["n_covered"])
@@ -54,8 +55,9 @@ def test_fac_metric_load_and_load_metric_return_the_module(anchor_texts):
 
 def test_relevance_modes_and_a_user_contrast_set(measurement, heldout_texts, anchor_texts, brown_texts):
     data, anchor = heldout_texts[:5], anchor_texts[:100]
-    default = measurement.compute(data=data, anchor=anchor)
-    every = measurement.compute(data=data, anchor=anchor, relevance="all")
+    default = measurement.compute(data=data, anchor=anchor, coverage="binary")
+    assert default["relevance"] == "contrast" and default["fac"] == default["binary_fac"]  # the paper's FAC
+    every = measurement.compute(data=data, anchor=anchor, relevance="all", coverage="binary")
     assert every["relevance"] == "all" and every["n_relevant"] > default["n_relevant"]
     # Against unrelated prose as the contrast set, more anchor features stand out than against the
     # shipped background (which is also prose, but the test has 557 texts of it, not 60).

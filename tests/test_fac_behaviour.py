@@ -1,4 +1,7 @@
-"""FAC behaves as a coverage measure on real text with the committed default SAE."""
+"""FAC behaves as a coverage measure on real text with the committed default SAE.
+
+The paper's binary FAC over a saved anchor profile (its properties as a coverage ratio); the
+default match FAC's are in tests/test_match.py (it needs the anchor's texts)."""
 
 import json
 from pathlib import Path
@@ -10,12 +13,12 @@ from fac_metric.scoring import score
 
 
 @pytest.fixture(scope="module")
-def anchor_profile(space, anchor_texts):
-    return score(anchor_texts[:1], anchor_texts, feature_space=space, show_progress=False).anchor_profile
+def anchor_profile(anchor_scored):
+    return anchor_scored.anchor_profile  # the 300 IFEval prompts, encoded once per session
 
 
 def fac_of(space, texts, anchor_profile):
-    return score(texts, anchor_profile, feature_space=space, show_progress=False).result.fac
+    return score(texts, anchor_profile, feature_space=space, show_progress=False, coverage="binary").result.fac
 
 
 def test_data_from_the_anchor_distribution_scores_higher_than_unrelated_data(space, anchor_profile, heldout_texts, brown_texts):

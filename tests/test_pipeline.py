@@ -31,12 +31,13 @@ def test_fifty_subsets_of_one_encoded_pool_equal_fifty_score_calls(space, heldou
     texts = heldout_texts[:12] + brown_texts[:12]
     # batch_size=1: each text alone, so the pool's encoding and each score() call see the same floats.
     pool = space.encode(texts, batch_size=1, show_progress=False)
-    scorer = Scorer(space)
+    scorer = Scorer(space, coverage="binary")  # a saved anchor profile: counts, so binary FAC
     relevant = scorer.relevant(anchor_profile)
     rng = random.Random(0)
     subsets = [sorted(rng.sample(range(len(texts)), rng.randint(1, 8))) for _ in range(50)]
     fast = [scorer.fac(scorer.profile(pool.select(s)), anchor_profile, relevant) for s in subsets]
-    slow = [score([texts[i] for i in s], anchor_profile, feature_space=space, batch_size=1, show_progress=False).result
+    slow = [score([texts[i] for i in s], anchor_profile, feature_space=space, batch_size=1, show_progress=False,
+                  coverage="binary").result
             for s in subsets]
     assert [r.to_dict() for r in fast] == [r.to_dict() for r in slow]
     assert len({r.fac for r in fast}) > 10  # the subsets really differ
@@ -141,14 +142,16 @@ def test_the_same_columns_give_the_same_texts_in_score_and_augment(columns, held
 
 
 def test_score_and_augment_measure_the_same_fac(space, heldout_texts, anchor_texts, tmp_path):
-    """The augmenter's FAC before synthesis is what ``score`` says of the same rows and anchor."""
+    """The augmenter's FAC before synthesis is what ``score`` says of the same rows and anchor
+    (augment picks targets, so it counts the paper's binary FAC over contrast features)."""
     train = datasets.Dataset.from_dict({"question": [t[:30] for t in heldout_texts[:12]], "content": heldout_texts[:12]})
     anchor = anchor_texts[:60]
     out = fac_datasets_ext.augment(train, anchor, max_calls=0, feature_space=space, cache_dir=tmp_path,
                                    show_progress=False)
-    scored = score(train["content"], anchor, feature_space=space, show_progress=False).result
+    scored = score(train["content"], anchor, feature_space=space, show_progress=False, coverage="binary").result
     assert out.report["fac_before"] == scored.fac and out.report["relevant"] == scored.n_reference
-    assert score(train["question"], anchor, feature_space=space, show_progress=False).result.fac != scored.fac
+    assert score(train["question"], anchor, feature_space=space, show_progress=False,
+                 coverage="binary").result.fac != scored.fac
 
 
 @pytest.mark.timeout(1200)

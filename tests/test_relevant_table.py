@@ -26,7 +26,7 @@ def test_relevant_table_ranks_by_anchor_share_and_explains_each_feature(anchor_s
 
 def test_question_shaped_anchor_against_prose_is_flagged_as_form(space, brown_texts):
     anchor = [f"What is the capital of {c}?" for c in COUNTRIES] + [f"How big is {c}?" for c in COUNTRIES]
-    out = score(brown_texts[:20], anchor, feature_space=space, show_progress=False)
+    out = score(brown_texts[:20], anchor, feature_space=space, show_progress=False, coverage="binary")
     warning = form_warning(out)
     assert warning is not None and "phrased" in warning
     rows = relevant_table(out, n=None)

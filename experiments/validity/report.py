@@ -128,7 +128,9 @@ def write(result: dict, out: Path, command: str, checks: dict[str, dict] | None 
     lines = [
         "# Does FAC predict what a model learns? The validity study",
         "",
-        f"Made by `{command}` (the numbers, tables and plots below; {result['elapsed_s']:.0f} s on this machine).",
+        f"Made by `{command}` (the numbers, tables and plots below; {result['elapsed_s']:.0f} s on this machine, "
+        "reading the encodings an earlier run cached in the work folder; from nothing, encoding every text of "
+        "both tasks first takes about 40 min at one thread here).",
         "",
         TASK_TEXT[cfg.get("task", "harmful")] + " Each source "
         "is split 50/50 (seed 0) into a pool and a test split. The anchor is a stratified 20 % of each positive "

@@ -89,9 +89,6 @@ Examples:
     ['binary_fac', 'coverage', 'fac', 'form_warning', 'missing_features', 'n_covered', 'n_relevant', 'relevance', 'relevance_warning', 'relevant_features', 'threshold']
     >>> results["coverage"], results["relevance"], 0.0 < results["fac"] < 1.0, len(results["missing_features"]) > 0
     ('match', 'all', True, True)
-    >>> paper = fac.compute(data=["Write a short poem about autumn leaves."], anchor=anchor, coverage="binary")
-    >>> paper["relevance"], paper["fac"] == paper["binary_fac"]
-    ('contrast', True)
 """
 
 _CITATION = """
