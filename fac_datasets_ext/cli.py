@@ -86,6 +86,10 @@ def _add_score(sub) -> None:
     _add_space_options(p)
     _add_relevance_options(p)
     _add_generator_options(p, default=None, purpose="that judges features for --relevance judge")
+    p.add_argument("--label-column", help="with --anchor-label: the anchor file's column of class labels")
+    p.add_argument("--anchor-label", help="the anchor is the anchor file's rows with this --label-column value; its "
+                                          "other rows are the contrast set wherever relevance is contrast "
+                                          "(--relevance contrast, or --coverage binary): a classifier's data in one file")
     p.add_argument("--out", default="fac_report", help="folder for report.md, report.html, result.json, coverage.png")
     p.add_argument("--save-profiles", action="store_true", help="also save data/anchor profiles in --out")
     from fac_metric.measure import COVERAGES, DEFAULT_COVERAGE
@@ -159,9 +163,7 @@ def cmd_spans(args) -> int:
 def cmd_score(args) -> int:
     from fac_metric.meaning import baseline_rows, summary_line, write_report
 
-    out = _score(args, _texts_or_profile(args.data, args.column),
-                 _texts_or_profile(args.anchor, args.anchor_column) if args.anchor is not None else None,
-                 baselines=args.baselines)
+    out = _score(args, _texts_or_profile(args.data, args.column), _anchor(args), baselines=args.baselines)
     res = write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor))
     if args.save_profiles:
         out.data_profile.save(Path(args.out) / "data_profile")
@@ -177,6 +179,23 @@ def cmd_score(args) -> int:
         print("\n".join(f"  {name:<{width}}  {value:>7}" for name, value, _ in rows))
     print(f"report: {Path(args.out) / 'report.md'} and {Path(args.out) / 'report.html'}")
     return 0
+
+
+def _anchor(args):
+    """The anchor's texts (or saved profile); with ``--anchor-label`` its labelled rows, the
+    other rows kept as ``args.label_contrast`` (the contrast set where relevance is contrast)."""
+    if args.anchor_label is None and args.label_column is None:
+        return _texts_or_profile(args.anchor, args.anchor_column) if args.anchor is not None else None
+    from fac_metric import FacInputError
+
+    from .io import read_labelled
+
+    if args.anchor is None or args.anchor_label is None or args.label_column is None:
+        raise FacInputError("--anchor-label and --label-column go together, with --anchor (a labelled file)")
+    if args.contrast:
+        raise FacInputError("--anchor-label makes the anchor file's other rows the contrast set: drop --contrast")
+    anchor, args.label_contrast = read_labelled(args.anchor, args.label_column, args.anchor_label, args.anchor_column)
+    return anchor
 
 
 def _texts_or_profile(path: str, column: str | None):
@@ -205,6 +224,11 @@ def _relevance(args, generator=None):
     contrast = _texts_or_profile(args.contrast, args.contrast_column) if args.contrast else None
     # Only `fac score` has --coverage; the commands that pick targets (explain, augment) count binary.
     mode = args.relevance or default_relevance(getattr(args, "coverage", "binary"), contrast)
+    if mode == "contrast" and getattr(args, "label_contrast", None) is not None:
+        # The labelled anchor file's other class. Not a reason to contrast by itself: with match
+        # coverage, contrast against the other class ranked training sets no better than `all` on
+        # the study task and far worse on the check task (docs/results.md, other_class rows).
+        contrast = args.label_contrast
     return RelevanceSpec.of(mode, contrast=contrast, alpha=args.alpha, guideline=args.guideline,
                             max_judged=args.max_judged,
                             generator=(generator or _generator(args)) if mode == "judge" else None)

@@ -64,6 +64,26 @@ def read_texts(path: str | Path, column: str | None = None) -> list:
     return [shape.encoded(row) for row in ds]
 
 
+def read_labelled(path: str | Path, label_column: str, label: str, column: str | None = None) -> tuple[list, list]:
+    """The texts of the rows whose ``label_column`` is ``label`` (compared as text: a CLI value),
+    and those of every other row: a labelled dataset as anchor and contrast set in one file.
+
+    Refuses an unknown label column, and a label that selects no row or every row (each side
+    must hold texts for the contrast test to mean anything)."""
+    ds = load_rows(path)
+    if label_column not in ds.column_names:
+        raise FacInputError(f"{path} has no column {label_column!r} (--label-column); columns: {ds.column_names}")
+    shape = shape_of(ds, column=column)
+    labels = [str(v) for v in ds[label_column]]
+    pos = [shape.encoded(row) for row, v in zip(ds, labels) if v == label]
+    neg = [shape.encoded(row) for row, v in zip(ds, labels) if v != label]
+    if not pos or not neg:
+        seen = sorted(set(labels))[:10]
+        raise FacInputError(f"{path}: --anchor-label {label!r} selects {len(pos)} of {len(labels)} rows; the anchor and "
+                            f"its contrast (the other rows) both need texts. Labels seen: {seen}")
+    return pos, neg
+
+
 def read_cells(path: str | Path, column: str | None = None) -> list:
     """The whole cells of the column the shape reads (a chat whole, not its first turn): corpora."""
     ds = load_rows(path)

@@ -162,9 +162,13 @@ def _finish(mode: str, mask: np.ndarray, n_candidates: int, details: dict, per_f
     if rate is not None and rate < 0.5:
         warning = (f"the judge's answers could be read for only {rate:.0%} of the features judged (the rest are unknown, "
                    "never guessed): use a stronger model, or the local backend, which decides by likelihood")
+    elif not len(ids):
+        warning = (f"no feature passed ({mode}{', ' + str(n_candidates) + ' candidates' if n_candidates else ''}), so "
+                   "FAC is undefined: a test on few anchor texts has little evidence. Use more anchor texts, or "
+                   "relevance='all' (with coverage='match', the default, it needs no test)")
     elif len(ids) < FEW_RELEVANT:
-        warning = (f"only {len(ids)} relevant features ({mode}): FAC moves in steps of 1/{max(len(ids), 1)} and "
-                   "saturates quickly; use more anchor texts, or relevance='all'")
+        warning = (f"only {len(ids)} relevant features ({mode}): FAC moves in steps of 1/{len(ids)} and "
+                   "saturates quickly; use more anchor texts, or relevance='all' with coverage='match'")
     return Relevance(mode, ids, n_candidates, details, per_feature, warning)
 
 
