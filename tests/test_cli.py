@@ -134,18 +134,18 @@ def test_a_labelled_anchor_file_gives_the_anchor_and_its_contrast(tmp_path, caps
     is contrast, the contrast set (its other rows); wrong labels are refused before any encoding."""
     from fac_metric.examples import load_example
 
-    rows = [{"text": t, "label": 1} for t in load_example("ifeval_anchor")[:40]]
-    rows += [{"text": t, "label": 0} for t in load_example("brown_unseen")[:40]]
+    rows = [{"text": t, "label": 1} for t in load_example("ifeval_anchor")[:20]]
+    rows += [{"text": t, "label": 0} for t in load_example("brown_unseen")[:20]]
     labelled = tmp_path / "labelled.jsonl"
     labelled.write_text("".join(json.dumps(r) + "\n" for r in rows))
     data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in load_example("ifeval_heldout")[:10]))
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in load_example("ifeval_heldout")[:4]))
     base = ["score", str(data), "--anchor", str(labelled), "--label-column", "label", "--quiet"]
     assert main([*base, "--anchor-label", "1", "--coverage", "binary", "--out", str(tmp_path / "r")]) == 0
     res = json.loads((tmp_path / "r" / "result.json").read_text())
-    assert res["n_anchor_texts"] == 40 and res["relevance"] == "contrast"
-    assert res["relevance_details"]["n_contrast_texts"] == 40  # the other class, not the shipped background
+    assert res["n_anchor_texts"] == 20 and res["relevance"] == "contrast"
+    assert res["relevance_details"]["n_contrast_texts"] == 20  # the other class, not the shipped background
     assert main([*base, "--anchor-label", "2", "--out", str(tmp_path / "bad")]) == 2
-    assert "selects 0 of 80 rows" in capsys.readouterr().err
+    assert "selects 0 of 40 rows" in capsys.readouterr().err
     assert main([*base[:-3], "--anchor-label", "1", "--quiet", "--out", str(tmp_path / "bad")]) == 2
     assert "go together" in capsys.readouterr().err
