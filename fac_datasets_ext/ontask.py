@@ -27,6 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from fac_metric import FacInputError, SparseActivations, Threshold
+from fac_metric.measure.match import jaccard
 
 ON_TASK_QUANTILE = 0.05
 """Share of the anchor's own (held-out) texts the gate would reject: its false-rejection rate."""
@@ -40,31 +41,26 @@ class TaskGate:
         if not 0 <= quantile < 1:
             raise FacInputError(f"on-task quantile={quantile} must be in [0, 1)")
         self.columns = np.unique(np.asarray(list(columns), np.int64))
-        self._where = np.full(anchor.d_sae, -1, np.int64)
-        self._where[self.columns] = np.arange(len(self.columns))
+        self.threshold = threshold
         fired = anchor.fired(threshold.per_latent, self.columns)
         keep = np.asarray(fired.sum(1)).ravel() > 0  # anchor texts with no such feature match nothing
         self._anchor = fired[keep].tocsr()
-        self._sizes = np.asarray(self._anchor.sum(1)).ravel()
-        n = self._anchor.shape[0]
-        if n < 2:
+        if self._anchor.shape[0] < 2:
             raise FacInputError("the on-task gate needs at least 2 anchor texts that fire anchor features")
-        inter = (self._anchor @ self._anchor.T).toarray()
-        jaccard = inter / np.maximum(self._sizes[:, None] + self._sizes[None, :] - inter, 1)
-        np.fill_diagonal(jaccard, -1.0)  # held out: an anchor text is matched against the others only
-        self.held_out = jaccard.max(1)
+        overlap = jaccard(self._anchor, self._anchor)
+        np.fill_diagonal(overlap, -1.0)  # held out: an anchor text is matched against the others only
+        self.held_out = overlap.max(1)
         """Each anchor text's best overlap with another anchor text."""
         self.cutoff = float(np.quantile(self.held_out, quantile, method="lower"))
         self.quantile = quantile
 
     def score(self, active: Sequence[int]) -> float:
         """Best Jaccard overlap of a sample's active latents (above δ) with one anchor text."""
-        cols = self._where[np.asarray(list(active), np.int64)] if len(active) else np.zeros(0, np.int64)
-        cols = np.unique(cols[cols >= 0])
-        if not len(cols):
-            return 0.0
-        inter = np.asarray(self._anchor[:, cols].sum(1)).ravel()
-        return float((inter / (self._sizes + len(cols) - inter)).max())
+        ids = np.unique(np.asarray(list(active), np.int64))
+        d_sae = len(self.threshold.per_latent)
+        # ``active`` is already above δ: as a one-text row, every entry fires against a zero threshold
+        row = SparseActivations.from_rows([(ids, np.ones(len(ids), np.float32))], [1], d_sae)
+        return float(jaccard(row.fired(np.zeros(d_sae, np.float32), self.columns), self._anchor).max())
 
     def accepts(self, active: Sequence[int]) -> bool:
         return self.score(active) >= self.cutoff

@@ -61,6 +61,14 @@ def _donors(work: Path, what: str, extra: str, ids: Sequence[str], texts: Sequen
     return out
 
 
+def _plan(work: Path, what: str, extra: str, ids: Sequence[str], texts: Sequence[str]):
+    """Where each text's row comes from: ``(donors, todo)``, other caches' rows
+    (file → [(row here, row there)]) and the positions still to compute, in order."""
+    donors = _donors(work, what, extra, ids, texts)
+    done = {k for pairs in donors.values() for k, _ in pairs}
+    return donors, [k for k in range(len(ids)) if k not in done]
+
+
 def _save_npy(path: Path, arr: np.ndarray) -> None:
     with path.open("wb") as f:  # a file object: np.save would append ".npy" to a path
         np.save(f, arr, allow_pickle=False)
@@ -71,15 +79,14 @@ def _cached_npy(path: Path, what: str, extra: str, ids: Sequence[str], texts: Se
     """``[n, d]`` rows of ``make(texts)``, from the cache, from other tasks' caches, or computed."""
     work = path.parent
     if not path.is_file():
-        donors = _donors(work, what, extra, ids, texts)
-        reused = {k: (f, j) for f, pairs in donors.items() for k, j in pairs}
-        todo = [k for k in range(len(ids)) if k not in reused]
+        donors, todo = _plan(work, what, extra, ids, texts)
         fresh = make([texts[k] for k in todo]) if todo else None
         parts = {f: np.load(f, allow_pickle=False) for f in donors}
         width = (fresh if fresh is not None else next(iter(parts.values()))).shape[1]
         arr = np.zeros((len(ids), width), np.float32)
-        for k, (f, j) in reused.items():
-            arr[k] = parts[f][j]
+        for f, pairs in donors.items():
+            for k, j in pairs:
+                arr[k] = parts[f][j]
         if todo:
             arr[todo] = fresh
         _write_atomic(path, lambda tmp: _save_npy(tmp, arr))
@@ -91,10 +98,7 @@ def sae_activations(space: FeatureSpace, ids: Sequence[str], texts: Sequence[str
                     name: str) -> SparseActivations:
     path = work / f"acts-{name}-{_key(ids, 'acts', space.fingerprint)}.safetensors"
     if not path.is_file():
-        donors = _donors(work, "acts", space.fingerprint, ids, texts)
-        reused = [(k, f, j) for f, pairs in donors.items() for k, j in pairs]
-        done = {k for k, _, _ in reused}
-        todo = [k for k in range(len(ids)) if k not in done]
+        donors, todo = _plan(work, "acts", space.fingerprint, ids, texts)
         parts, order = [], []
         for f, pairs in donors.items():
             parts.append(SparseActivations.load(f).select([j for _, j in pairs]))

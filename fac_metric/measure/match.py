@@ -41,6 +41,19 @@ def _fired(acts: SparseActivations, threshold: Threshold, columns: np.ndarray) -
     return acts.fired(threshold.per_latent, columns)
 
 
+def jaccard(a: sparse.csr_matrix, b: sparse.csr_matrix) -> np.ndarray:
+    """``[len(a), len(b)]`` Jaccard overlap of every row of 0/1 matrix ``a`` with every row of ``b``
+    (0 where both rows are empty).
+
+    >>> m = sparse.csr_matrix(np.array([[1, 1, 0], [0, 0, 1]], np.float32))
+    >>> jaccard(m, m).round(2).tolist()
+    [[1.0, 0.0], [0.0, 1.0]]
+    """
+    inter = (a @ b.T).toarray()
+    union = np.asarray(a.sum(1)).ravel()[:, None] + np.asarray(b.sum(1)).ravel()[None, :] - inter
+    return inter / np.maximum(union, 1)
+
+
 class AnchorMatch:
     """Running best match of every anchor text over the data seen so far (see the module doc)."""
 
@@ -63,9 +76,7 @@ class AnchorMatch:
         self.n_texts += data.n_texts
         if not len(self.columns) or not data.n_texts:
             return
-        inter = (self._anchor @ mine.T).toarray()
-        union = self._anchor_n[:, None] + np.asarray(mine.sum(1)).ravel()[None, :] - inter
-        np.maximum(self.best, (inter / np.maximum(union, 1)).max(1), out=self.best)
+        np.maximum(self.best, jaccard(self._anchor, mine).max(1), out=self.best)
 
     def merge(self, other: "AnchorMatch") -> "AnchorMatch":
         """Both data shares together (the same anchor, δ and features): the elementwise max."""
