@@ -27,7 +27,7 @@ from typing import Sequence
 import numpy as np
 
 from fac_metric import FacInputError, SparseActivations, Threshold
-from fac_metric.measure.match import jaccard
+from fac_metric.measure import jaccard
 
 ON_TASK_QUANTILE = 0.05
 """Share of the anchor's own (held-out) texts the gate would reject: its false-rejection rate."""

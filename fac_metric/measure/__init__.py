@@ -19,7 +19,7 @@ __getattr__, __dir__ = lazy_names(__name__, {
     "all_features": _REL, "benjamini_hochberg": _REL,
     "RELEVANCE_MODES": _CH, "DEFAULT_RELEVANCE": _CH, "DEFAULT_ALPHA": _CH, "DEFAULT_MAX_JUDGED": _CH,
     "shipped_guidelines": _CH, "COVERAGES": _CH, "DEFAULT_COVERAGE": _CH, "default_relevance": _CH,
-    "AnchorMatch": "fac_metric.measure.match",
+    "AnchorMatch": "fac_metric.measure.match", "jaccard": "fac_metric.measure.match",
     "judge_features": "fac_metric.measure.judge", "load_guideline": "fac_metric.measure.judge",
 })
 __all__ = sorted(__dir__())
