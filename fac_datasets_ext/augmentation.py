@@ -27,11 +27,12 @@ import numpy as np
 
 from fac_metric import FacInputError, RelevanceSpec, Scorer, get_feature_space
 from fac_metric.meaning import TopSpans, feature_spans
-from fac_metric.measure import DEFAULT_RELEVANCE
+from fac_metric.measure import DEFAULT_RELEVANCE, all_features
 from fac_metric.space import cache_dir as fac_cache_dir
 
 from .distributed import Ranks, encode_one_by_one, profile_spread
 from .journal import Journal
+from .ontask import TaskGate
 from .prompts import PromptSet
 from .shapes import DataShape, shape_of
 from .synthesis import DedupIndex, Settings, Synthesizer, Target
@@ -41,7 +42,9 @@ logger = logging.getLogger("fac_datasets_ext")
 PROVENANCE_COLUMNS = ("fac_synthetic", "fac_target_feature", "fac_activation", "fac_generator")
 """Columns added to every row; ``ds.remove_columns(list(PROVENANCE_COLUMNS))`` drops them."""
 ANCHOR_SPANS = 3
-"""Anchor texts whose spans show the generator where a missing feature fires."""
+"""Anchor texts shown to the generator as examples of a missing feature (and whose spans it may see)."""
+EXAMPLE_CHARS = 1500
+"""An example longer than this is cut at a word (a few-shot prompt of three stays well inside the context)."""
 _MAP_KWARGS = ("batch_size", "desc", "load_from_cache_file", "keep_in_memory")
 
 
@@ -61,7 +64,8 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
             guideline: str | None = None, judge: Any = None, max_judged: int | None = None,
             constants: Mapping[str, Any] | None = None, templates: Any = None, max_features: int | None = None,
             features_per_round: int = 8, max_new_tokens: int = 96, response_tokens: int = 160,
-            contrastive: bool = True, show_progress: bool = True, **map_kwargs: Any) -> AugmentResult:
+            contrastive: bool = True, on_task: bool = True, show_progress: bool = True,
+            **map_kwargs: Any) -> AugmentResult:
     """Augment ``ds`` with samples covering the features ``anchor`` covers and ``ds`` misses.
 
     See :func:`augment_with_fac` for the arguments; this returns the report and run folder too.
@@ -74,7 +78,7 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
         raise FacInputError("the dataset has no rows: there is nothing to measure or augment")
     data_shape = shape_of(ds, shape=shape, column=column)
     settings = Settings(samples_per_feature, max_new_tokens=max_new_tokens, response_tokens=response_tokens,
-                        features_per_round=features_per_round, contrastive=contrastive)
+                        features_per_round=features_per_round, contrastive=contrastive, on_task=on_task)
     prompts = PromptSet.load(data_shape.name, templates)
     data_items = [data_shape.encoded(row) for row in ds]
     if data_shape.name == "preference" and any(isinstance(item, list) for item in data_items):
@@ -122,15 +126,18 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     missing = before.missing[:max_features] if max_features is not None else before.missing
 
     def make_target(feature: int) -> Target:
-        spans = _anchor_spans(space, anchor_items, anchor_active, feature)
+        rows = _strongest(anchor_active, feature)
+        spans = _anchor_spans(space, [anchor_items[r] for r in rows], feature)
         scale = float(space.scales[feature])
         summary = _plain(space.fact(feature).get("summary"))
         return Target(feature, summary, tuple(feature_spans(space, feature, spans)), scale,
-                      float(thr.per_latent[feature]))
+                      float(thr.per_latent[feature]), tuple(_example(anchor_items[r]) for r in rows))
+
+    gate = _task_gate(anchor_prof, anchor_active, space, thr) if settings.on_task else None
 
     dedup = DedupIndex([_as_text(item) for item in data_items], data_active, settings.near_duplicate)
     synth = Synthesizer(space, gen, data_shape, prompts, Journal(run_dir / "journal", ranks.rank), settings=settings,
-                        seed=seed, threshold=thr, dedup=dedup, ranks=ranks, show_progress=show_progress)
+                        seed=seed, threshold=thr, dedup=dedup, ranks=ranks, gate=gate, show_progress=show_progress)
     result = synth.run(missing, make_target, budget=budget, max_calls=max_calls)
     # Who did what: each process' encoded blocks, features and generator calls (for logs and tests).
     work.update(features=synth.features_done, calls=synth.calls_now)
@@ -141,7 +148,7 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     after = scorer.fac(after_prof, anchor_prof, chosen)
     out = _assemble(ds, data_shape, result.rows, consts, gen.name, keep_in_memory=map_kwargs.get("keep_in_memory"))
     report = _report(before, after, result, gen.name, data_shape, settings, seed, thr.delta, budget, max_calls,
-                     missing, consts, len(ds), run_dir)
+                     missing, consts, len(ds), run_dir, gate)
     if ranks.main:
         _write_json(run_dir / "report.json", report)
         data_prof.save(run_dir / "profiles" / "data")
@@ -179,7 +186,8 @@ def augment_with_fac(self, anchor, budget: int | None = None, max_calls: int | N
     Keyword-only: ``feature_space``, ``shape``, ``anchor_column``, ``constants`` (values for
     columns not generated, e.g. ``{"label": 1}``; by default a value every anchor row shares),
     ``templates`` (a folder or dict overriding prompt templates), ``max_features``,
-    ``features_per_round``, ``max_new_tokens``, ``response_tokens``, ``show_progress``; and the
+    ``features_per_round``, ``max_new_tokens``, ``response_tokens``, ``contrastive`` (False: the
+    one-step baseline), ``on_task`` (False: no on-task gate), ``show_progress``; and the
     map-style ``batch_size`` (encoding), ``desc``, ``load_from_cache_file`` (False: start the run
     afresh) and ``keep_in_memory``.
     """
@@ -252,17 +260,44 @@ def _run_key(data_items, anchor_items, *parts: Any) -> str:
     return h.hexdigest()
 
 
-def _anchor_spans(space, items: list, acts, feature: int, k: int = ANCHOR_SPANS) -> list:
-    """The spans of ``feature`` in its ``k`` strongest anchor texts (``acts``: the anchor's
-    entries above δ, which a missing feature always has), each text encoded alone."""
+def _strongest(acts, feature: int, k: int = ANCHOR_SPANS) -> list[int]:
+    """The ``k`` anchor texts in which ``feature`` fires most, strongest first (``acts``: the
+    anchor's entries above δ, which a missing feature always has)."""
     where = np.flatnonzero(acts.indices == feature)
     rows = np.searchsorted(acts.indptr, where, side="right") - 1
     order = np.lexsort((rows, -acts.values[where]))[:k]
-    heaps = TopSpans.for_space(space, k)
-    for row in rows[order]:
-        for chunk in space.iter_peaks([items[row]], batch_size=1, show_progress=False):
+    return [int(r) for r in rows[order]]
+
+
+def _anchor_spans(space, items: list, feature: int) -> list:
+    """The spans of ``feature`` in ``items`` (a few anchor texts), each text encoded alone."""
+    heaps = TopSpans.for_space(space, max(len(items), 1))
+    for item in items:
+        for chunk in space.iter_peaks([item], batch_size=1, show_progress=False):
             heaps.update(chunk)
     return heaps.top(feature)
+
+
+def _example(item: Any, max_chars: int = EXAMPLE_CHARS) -> str:
+    """An anchor item as a few-shot example of a sample: a text, or a chat's first user turn."""
+    if isinstance(item, list):
+        users = [str(m.get("content", "")) for m in item if isinstance(m, Mapping) and m.get("role") == "user"]
+        text = users[0] if users else _as_text(item)
+    else:
+        text = str(item)
+    text = text.strip()
+    return text if len(text) <= max_chars else text[:max_chars].rsplit(" ", 1)[0] + " ..."
+
+
+def _task_gate(anchor_prof, anchor_active, space, thr) -> TaskGate | None:
+    """The on-task gate over the anchor's non-generic features (those match FAC counts), or None
+    (with a warning) for an anchor too small to calibrate it."""
+    columns = all_features(anchor_prof, space.background_profile(thr)).features
+    try:
+        return TaskGate(anchor_active, thr, columns)
+    except FacInputError as err:
+        logger.warning("synthesis runs without the on-task gate: %s", err)
+        return None
 
 
 def _constants(ds, anchor_rows, shape: DataShape, given: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -305,9 +340,10 @@ def _assemble(ds, shape: DataShape, rows, constants: Mapping[str, Any], generato
 
 
 def _report(before, after, result, generator_name, shape, settings, seed, delta, budget, max_calls, missing, consts,
-            n_rows, run_dir) -> dict:
+            n_rows, run_dir, gate) -> dict:
     final = [a for a in result.attempts if a.step in ("step2", "one_step")]
     passed = sum(a.passed for a in final)
+    off_task = sum(a.passed and not a.on_task for a in final)
     covered_now = sorted(set(after.covered) - set(before.covered))
     return {
         "fac_before": before.fac, "fac_after": after.fac,
@@ -323,6 +359,10 @@ def _report(before, after, result, generator_name, shape, settings, seed, delta,
             "acceptance_rate": (len(result.rows) / len(final)) if final else 0.0,
             "pass_rate": (passed / len(final)) if final else 0.0,
             "rejected": _count_reasons(final), "constants": consts,
+            "off_task": off_task,
+            "on_task_gate": None if gate is None else {"cutoff": gate.cutoff, "quantile": gate.quantile,
+                                                       "anchor_texts": int(gate.held_out.size),
+                                                       "features": int(gate.columns.size)},
         },
         "run_dir": str(run_dir),
     }

@@ -365,6 +365,9 @@ def cmd_augment(args) -> int:
     print(f"FAC {_num(r['fac_before'])} -> {_num(r['fac_after'])}: {r['new_rows']} new rows, "
           f"{len(r['newly_covered'])} features newly covered, {len(r['still_missing'])} still missing; "
           f"{syn['calls']} generator calls, acceptance {syn['acceptance_rate']:.2f} ({syn['stopped_by']})")
+    if syn["on_task_gate"] is not None:
+        print(f"{syn['off_task']} of {syn['passed_threshold']} samples that fired their feature were rejected as "
+              f"off-task (on-task gate: best feature overlap with an anchor text >= {syn['on_task_gate']['cutoff']:.2f})")
     print(f"wrote {args.out}; report: {out.run_dir / 'report.json'}")
     return 0
 

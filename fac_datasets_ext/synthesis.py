@@ -1,13 +1,16 @@
 """FAC Synthesis: the paper's two-step contrastive loop, with verification, dedup and a journal.
 
-Owns, per missing feature (a ``Target``): step 1, prompt the generator with the feature's
-explanation and top spans and draw 2 candidates, encode both, the stronger is the good example
-and the weaker the bad one (if neither fires above δ, the feature's top anchor span is the good
-example, as in the paper); step 2, prompt with the explanation and both examples, with their
-spans and scores, and draw ``samples_per_feature`` samples; verify, keeping a sample only if
-its target feature fires above δ; dedup, dropping a sample that repeats the data or an earlier
-new sample (same normalised text, or nearly the same active features); then the generator
-writes the fields a new row needs (a response, a chosen/rejected pair).
+Owns, per missing feature (a ``Target``): step 1, show the generator the anchor texts in which the
+feature fires most as few-shot examples of the task (never the feature, its activations or the
+mechanics: see :mod:`~fac_datasets_ext.prompts`) and draw 2 candidates, encode both, the stronger
+is the good example and the weaker the bad one (an on-task candidate that fires above δ is
+preferred as the good one; if there is none, the anchor texts stand alone, as in the paper's
+fallback); step 2, show the examples with the good one last and the bad one as a
+counter-example, and draw ``samples_per_feature`` samples; verify, keeping a sample only if its
+target feature fires above δ and the on-task gate (:class:`~fac_datasets_ext.ontask.TaskGate`)
+finds it reads like the task; dedup, dropping a sample that repeats the data or an earlier new
+sample (same normalised text, or nearly the same active features); then the generator writes
+the fields a new row needs (a response, a chosen/rejected pair).
 
 Work goes in *rounds* of ``features_per_round`` features, in the order of the missing list; a
 round's features are spread over the processes (``Ranks``), their attempts gathered, and the
@@ -33,7 +36,8 @@ from fac_metric.meaning import Span, TopSpans, render_spans
 from .dedup import DedupIndex, copies, normalise
 from .distributed import Ranks
 from .journal import Journal, answer_key, attempt_key, response_key
-from .prompts import PromptSet
+from .ontask import TaskGate
+from .prompts import Prompt, PromptSet, prompt_text
 from .shapes import DataShape
 
 STEP1_CANDIDATES = 2
@@ -57,7 +61,9 @@ class Settings:
     near_duplicate: float = 0.85
     """Jaccard similarity of active-feature sets at or above which a sample is a near-duplicate."""
     contrastive: bool = True
-    """False: one step with ``samples_per_feature + 2`` draws and no examples (the benchmark's baseline)."""
+    """False: one step with ``samples_per_feature + 2`` draws and no contrastive pair (the benchmark's baseline)."""
+    on_task: bool = True
+    """Keep only samples the on-task gate accepts (:class:`~fac_datasets_ext.ontask.TaskGate`), where one is given."""
 
     def __post_init__(self) -> None:
         if not 1 <= self.samples_per_feature <= 16:
@@ -85,6 +91,8 @@ class Target:
     """The latent's activation scale: scores shown to the generator are activation / scale."""
     min_activation: float
     """Absolute activation a sample must exceed for this feature (δ x scale)."""
+    examples: tuple[str, ...] = ()
+    """Whole anchor texts in which it fires, strongest first: what a few-shot prompt shows."""
 
 
 @dataclass
@@ -98,6 +106,10 @@ class Attempt:
     activation: float = 0.0
     passed: bool = False
     """Its target feature fired above δ."""
+    on_task: bool = True
+    """It reads like the task by the on-task gate (True where no gate runs or nothing was measured)."""
+    task_match: float | None = None
+    """Its best feature overlap with one anchor text (the gate's score), where a gate ran."""
     accepted: bool = False
     reason: str | None = None
     """Why it was not accepted: empty, generator failed, below threshold, duplicate of the data, ..."""
@@ -163,10 +175,12 @@ class Synthesizer:
 
     def __init__(self, space, generator, shape: DataShape, prompts: PromptSet, journal: Journal, *,
                  settings: Settings, seed: int, threshold: Threshold, dedup: DedupIndex, ranks: Ranks = Ranks(),
-                 show_progress: bool = True):
+                 gate: TaskGate | None = None, show_progress: bool = True):
         self.space, self.generator, self.shape, self.prompts = space, generator, shape, prompts
         self.journal, self.settings, self.seed, self.threshold = journal, settings, seed, space.threshold_at(threshold)
         self.dedup, self.ranks, self.show_progress = dedup, ranks, show_progress
+        self.gate = gate if settings.on_task else None
+        """Rejects a sample that fires its target but does not read like the task (None: no gate)."""
         self.calls_now = 0
         """Completions this process asked the generator for."""
         self.features_done: list[int] = []
@@ -246,7 +260,7 @@ class Synthesizer:
         out = []
         final_step = "step2" if self.settings.contrastive else "one_step"
         for a in attempts:
-            if a.step != final_step or not a.passed:
+            if a.step != final_step or not (a.passed and a.on_task):
                 continue
             reason = self.dedup.check(a.text, a.active)
             if reason is not None:
@@ -277,8 +291,11 @@ class Synthesizer:
             out[t.feature] += candidates
             contrast = self._contrast(t, candidates)
             from_anchor = contrast.pop("_from_anchor")
-            step2[t.feature] = self.prompts.fill("step2", **self._describe(t), **contrast)
-            # Reusing a generated example is fine (it is not data); echoing the anchor's spans or
+            # The strong sample is shown last among the examples (next to the new one), the weak
+            # one after them as the counter-example.
+            extra = [] if from_anchor else [contrast["good"]]
+            step2[t.feature] = self.prompts.fill("step2", **self._describe(t, extra), **contrast)
+            # Reusing a generated example is fine (it is not data); echoing the anchor's texts or
             # the instructions is not: check copies against the prompt without generated examples.
             generated = {"bad": ""} if from_anchor else {"bad": "", "good": "", "good_span": ""}
             shown[t.feature] = self.prompts.fill("step2", **self._describe(t), **{**contrast, **generated})
@@ -287,17 +304,21 @@ class Synthesizer:
             out[t.feature] += self._verify(t, "step2", drawn[t.feature], step2[t.feature], shown[t.feature])
         return out
 
-    def _describe(self, t: Target) -> dict[str, str]:
-        return {"explanation": t.explanation, "spans": render_spans(t.spans, max_spans=5)}
+    def _describe(self, t: Target, extra: Sequence[str] = ()) -> dict:
+        """What every step may show of a target: its anchor texts as examples (weakest first,
+        then ``extra``), the summary, the spans and the peak token."""
+        return {"examples": [*reversed(t.examples), *extra], "explanation": t.explanation,
+                "spans": render_spans(t.spans, max_spans=5), "peak": t.spans[0].peak_token.strip() if t.spans else ""}
 
     def _contrast(self, t: Target, candidates: list[Attempt]) -> dict:
         """The good and bad examples of step 2: stronger and weaker candidate (paper's fallback:
         the top anchor span is the good example when no candidate fires above δ; then
         ``_from_anchor`` is True)."""
-        ranked = sorted(candidates, key=lambda a: (-a.activation, a.index))
+        # An on-task candidate is the better good example even if another fires more strongly.
+        ranked = sorted(candidates, key=lambda a: (not (a.passed and a.on_task), -a.activation, a.index))
         good, bad = ranked[0], ranked[-1]
         good_text, good_act, good_span, good_peak = good.text or "", good.activation, good.span, good.peak
-        from_anchor = not good.passed and bool(t.spans)
+        from_anchor = not (good.passed and good.on_task) and bool(t.spans)
         if from_anchor:
             top = t.spans[0]
             good_text, good_act, good_span, good_peak = top.span, top.activation, top.span, top.peak_token
@@ -309,7 +330,7 @@ class Synthesizer:
             "threshold": f"{self.threshold.delta:g}",
         }
 
-    def _draw(self, step: str, prompts: dict[int, str], n: int, max_new_tokens: int) -> dict[int, list[str | None]]:
+    def _draw(self, step: str, prompts: dict[int, Prompt], n: int, max_new_tokens: int) -> dict[int, list[str | None]]:
         """``n`` completions per feature's prompt, from the journal where answered, else the generator.
 
         Asked ``wave`` completions at a time; each answer is journaled before the next call.
@@ -317,7 +338,7 @@ class Synthesizer:
         out: dict[int, list[str | None]] = {}
         todo = []
         for feature, prompt in prompts.items():
-            known = self.journal.get(answer_key(step, feature, prompt))
+            known = self.journal.get(answer_key(step, feature, prompt_text(prompt)))
             if known is not None and len(known) == n:
                 out[feature] = known
             else:
@@ -334,11 +355,11 @@ class Synthesizer:
             for (feature, prompt), texts in zip(part, answers):
                 out[feature] = texts
                 if all(t is not None for t in texts):  # a failed request is asked again on resume
-                    self.journal.put(answer_key(step, feature, prompt), texts)
+                    self.journal.put(answer_key(step, feature, prompt_text(prompt)), texts)
         return out
 
-    def _verify(self, t: Target, step: str, texts: list[str | None], prompt: str,
-                shown: str | None = None) -> list[Attempt]:
+    def _verify(self, t: Target, step: str, texts: list[str | None], prompt: Prompt,
+                shown: Prompt | None = None) -> list[Attempt]:
         """Encode each sample alone and check its target feature; journal each attempt.
 
         A sample that mostly repeats its own prompt (the fragments or examples it was shown), or
@@ -347,7 +368,7 @@ class Synthesizer:
         """
         out = []
         for j, raw in enumerate(texts):
-            key = attempt_key(step, t.feature, prompt, j)
+            key = attempt_key(step, t.feature, prompt_text(prompt), j)
             known = self.journal.get(key)
             if known is not None:
                 out.append(Attempt(**known))
@@ -358,12 +379,17 @@ class Synthesizer:
                 attempt.reason = "generator failed"
             elif not text:
                 attempt.reason = "empty"
-            elif copies(text, shown or prompt) or copies(text, self.prompts.scaffold(step), share=0):
+            elif copies(text, prompt_text(shown or prompt)) or copies(text, self.prompts.scaffold(step), share=0):
                 attempt.reason = "copies its prompt"
             else:
                 attempt.activation, attempt.active, attempt.span, attempt.peak = self._measure(text, t.feature)
                 attempt.passed = attempt.activation > t.min_activation
                 attempt.reason = None if attempt.passed else "below threshold"
+                if attempt.passed and self.gate is not None:
+                    attempt.task_match = round(self.gate.score(attempt.active), 4)
+                    attempt.on_task = attempt.task_match >= self.gate.cutoff
+                    if not attempt.on_task:
+                        attempt.reason = f"off-task (best match {attempt.task_match:.3f} < {self.gate.cutoff:.3f})"
             if raw is not None:  # a failed request is no result: asked again on resume
                 self.journal.put(key, asdict(attempt))
             out.append(attempt)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 import datasets
 
 import fac_datasets_ext
 from fac_datasets_ext.journal import Journal
-from fac_datasets_ext.prompts import PromptSet
+from fac_datasets_ext.prompts import PromptSet, prompt_text
 from fac_datasets_ext.shapes import detect_shape
 from fac_datasets_ext.dedup import DedupIndex, copies, normalise
 from fac_datasets_ext.synthesis import Settings, clean_sample, draw_seed
@@ -58,7 +60,14 @@ def test_shape_overrides_and_errors():
 
 def test_templates_ship_per_shape_and_can_be_replaced(tmp_path):
     steps = {shape: PromptSet.load(shape).steps["step1"] for shape in ("text", "instruction")}
-    assert steps["text"] != steps["instruction"] and "{spans}" in steps["text"]
+    assert steps["text"] != steps["instruction"]
+    # What the generator is shown is what it writes about: no shipped prompt names the mechanics.
+    for shape in ("text", "instruction", "messages", "preference"):
+        prompts = PromptSet.load(shape)
+        for name in prompts.steps:
+            shown = prompt_text(prompts.fill(name, examples=["Write a haiku.", "List three fruits."], bad="Rain."))
+            assert not re.search(r"feature|language model|fires|activat|score|\[\[", shown, re.IGNORECASE), (shape, name)
+            assert shown.count("assistant: ") >= 2 and shown.endswith("subject.")
     assert sorted(PromptSet.load("preference").responses) == ["chosen", "rejected"]
     (tmp_path / "step2.txt").write_text("Like {good} (score {good_score}), not {bad}.")
     mine = PromptSet.load("text", tmp_path)
@@ -68,6 +77,15 @@ def test_templates_ship_per_shape_and_can_be_replaced(tmp_path):
         PromptSet.load("text", {"step1": "Write about {colour}."})
     with pytest.raises(FacInputError, match="not used for shape"):
         PromptSet.load("text", {"output": "{sample}"})
+    weak = PromptSet.load("text", {"step2": "<first>\nOne, please.\n<next>\nMore.\n<weak>\nNot like that: more."})
+    chat = weak.fill("step2", examples=["A.", "B."], bad="Z.")
+    assert [m["content"] for m in chat] == ["One, please.", "A.", "More.", "B.", "More.", "Z.", "Not like that: more."]
+    with pytest.raises(FacInputError, match="needs at least one example"):
+        weak.fill("step2")
+    with pytest.raises(FacInputError, match=r"template 'step1'.*<first> and <next>"):
+        PromptSet.load("text", {"step1": "<first>\nOne, please."})
+    with pytest.raises(FacInputError, match="start with its <first>"):
+        PromptSet.load("text", {"step1": "Hello\n<first>\nOne.\n<next>\nMore."})
 
 
 def test_cleaning_and_normalising():

@@ -1,0 +1,71 @@
+"""Do accepted rows read like the task? The on-task share of FAC Synthesis, before and after.
+
+    python -m experiments.synthesis.ontask --arm after --budget 20     # the shipped prompts and gate
+    python -m experiments.synthesis.ontask --arm before --budget 6     # the earlier prompts, no gate
+
+The new user's case of issue 12: a training set of 40 IFEval-style requests (the bundled
+``ifeval_heldout``, first 40), the anchor of 300 bundled IFEval prompts, the embedded generator,
+seed 0, everything else default. ``before`` runs the prompt templates shipped until this change
+(``experiments/synthesis/before/``: they describe "an internal feature" of "a language model")
+without the on-task gate; ``after`` runs the shipped few-shot templates with the gate. Writes
+``<out>/ontask-<arm>-<budget>.json``: wall time, the synthesis report, and each accepted row
+with the rubric's verdict (:mod:`experiments.synthesis.rubric`). Each run has its own fresh
+``cache_dir`` under ``--work``, so nothing is replayed from an earlier run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import time
+from pathlib import Path
+
+HERE = Path(__file__).parent
+
+
+def run(arm: str, budget: int, work: Path, seed: int = 0) -> dict:
+    import datasets
+
+    from experiments.synthesis.rubric import rubric
+    from fac_datasets_ext.augmentation import augment
+    from fac_metric.examples import load_example
+
+    data = datasets.Dataset.from_dict({"prompt": load_example("ifeval_heldout")[:40]})
+    anchor = load_example("ifeval_anchor")
+    cache = work / f"{arm}-{budget}-{seed}"
+    shutil.rmtree(cache, ignore_errors=True)
+    options = {"templates": str(HERE / "before"), "on_task": False} if arm == "before" else {}
+    start = time.perf_counter()
+    out = augment(data, anchor, budget=budget, seed=seed, cache_dir=cache, show_progress=False, **options)
+    seconds = time.perf_counter() - start
+    rows = []
+    for r in out.dataset.filter(lambda r: r["fac_synthetic"]):
+        on_task, why = rubric(r["prompt"])
+        rows.append({"feature": r["fac_target_feature"], "text": r["prompt"], "on_task": on_task, "rubric": why})
+    return {"arm": arm, "budget": budget, "seed": seed, "seconds": round(seconds, 1),
+            "fac_before": out.report["fac_before"], "fac_after": out.report["fac_after"],
+            "synthesis": out.report["synthesis"], "rows": rows,
+            "on_task_share": (sum(r["on_task"] for r in rows) / len(rows)) if rows else None}
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m experiments.synthesis.ontask", description=__doc__.split("\n")[0])
+    p.add_argument("--arm", choices=("before", "after"), default="after")
+    p.add_argument("--budget", type=int, default=20)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--work", default=".work/ontask")
+    p.add_argument("--out", default="docs/synthesis")
+    args = p.parse_args(argv)
+    result = run(args.arm, args.budget, Path(args.work), args.seed)
+    out = Path(args.out) / f"ontask-{args.arm}-{args.budget}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    syn = result["synthesis"]
+    print(f"{args.arm} budget {args.budget}: {len(result['rows'])} rows in {result['seconds']:.0f} s, "
+          f"{syn['calls']} calls, on-task by the rubric {result['on_task_share']}, "
+          f"off-task rejected by the gate {syn['off_task']}; wrote {out}")
+
+
+if __name__ == "__main__":
+    main()
