@@ -10,7 +10,8 @@ seed 0, everything else default. ``before`` runs the prompt templates shipped un
 without the on-task gate; ``after`` runs the shipped few-shot templates with the gate. Writes
 ``<out>/ontask-<arm>-<budget>.json``: wall time, the synthesis report, and each accepted row
 with the rubric's verdict (:mod:`experiments.synthesis.rubric`). Each run has its own fresh
-``cache_dir`` under ``--work``, so nothing is replayed from an earlier run.
+``cache_dir`` under ``--work``, emptied first, so nothing is replayed from an earlier run
+(``--resume``: continue a killed run from its journal instead).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from pathlib import Path
 HERE = Path(__file__).parent
 
 
-def run(arm: str, budget: int, work: Path, seed: int = 0) -> dict:
+def run(arm: str, budget: int, work: Path, seed: int = 0, fresh: bool = True) -> dict:
     import datasets
 
     from experiments.synthesis.rubric import rubric
@@ -34,7 +35,8 @@ def run(arm: str, budget: int, work: Path, seed: int = 0) -> dict:
     data = datasets.Dataset.from_dict({"prompt": load_example("ifeval_heldout")[:40]})
     anchor = load_example("ifeval_anchor")
     cache = work / f"{arm}-{budget}-{seed}"
-    shutil.rmtree(cache, ignore_errors=True)
+    if fresh:
+        shutil.rmtree(cache, ignore_errors=True)
     options = {"templates": str(HERE / "before"), "on_task": False} if arm == "before" else {}
     start = time.perf_counter()
     out = augment(data, anchor, budget=budget, seed=seed, cache_dir=cache, show_progress=False, **options)
@@ -56,8 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--work", default=".work/ontask")
     p.add_argument("--out", default="docs/synthesis")
+    p.add_argument("--resume", action="store_true",
+                   help="continue a killed run from its journal (its wall time is then this run's only)")
     args = p.parse_args(argv)
-    result = run(args.arm, args.budget, Path(args.work), args.seed)
+    result = run(args.arm, args.budget, Path(args.work), args.seed, fresh=not args.resume)
+    result["resumed"] = args.resume
     out = Path(args.out) / f"ontask-{args.arm}-{args.budget}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")

@@ -172,4 +172,19 @@ def write(result: dict, out: Path, command: str, checks: dict[str, dict] | None 
                   "was chosen on is tuned, not found.", "", *_generalise(result, checks), ""]
     if result.get("notes"):
         lines += ["## Notes", "", *result["notes"], ""]
-    (out / "results.md").write_text("\n".join(lines), encoding="utf-8")
+    text = "\n".join(lines)
+    kept = _kept_block(out / "results.md")
+    (out / "results.md").write_text(text + ("\n\n" + kept + "\n" if kept else ""), encoding="utf-8")
+
+
+KEEP_BEGIN, KEEP_END = "<!-- kept: synthesis -->", "<!-- /kept: synthesis -->"
+"""The block of results.md another study writes (``experiments.synthesis.report``): kept on rewrite."""
+
+
+def _kept_block(path: Path) -> str:
+    """The kept block of an existing results.md, markers included, or ''."""
+    if not path.is_file():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(KEEP_BEGIN), text.find(KEEP_END)
+    return text[start : end + len(KEEP_END)] if 0 <= start < end else ""
