@@ -319,6 +319,8 @@ def _add_augment(sub) -> None:
     p.add_argument("--constant", action="append", default=[], metavar="COLUMN=JSON",
                    help="value of a column new rows do not generate, e.g. --constant label=1 (repeatable)")
     p.add_argument("--templates", help="folder of prompt templates replacing the shipped ones (step1.txt, step2.txt, ...)")
+    p.add_argument("--no-on-task-gate", dest="on_task", action="store_false",
+                   help="keep samples that fire their feature even if they do not read like the anchor's texts")
     _add_generator_options(p, default="local", purpose="that writes the samples (and judges features for "
                                                       "--relevance judge)")
     _add_relevance_options(p)
@@ -356,7 +358,8 @@ def cmd_augment(args) -> int:
     out = augment(data, anchor, args.budget, args.max_calls, args.samples_per_feature, args.column, gen, spec,
                   args.threshold, args.seed, args.cache_dir, feature_space=args.feature_space, shape=args.shape,
                   anchor_column=args.anchor_column, constants=constants, templates=args.templates,
-                  max_features=args.max_features, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size,
+                  max_features=args.max_features, max_new_tokens=args.max_new_tokens, on_task=args.on_task,
+                  batch_size=args.batch_size,
                   show_progress=not args.quiet, load_from_cache_file=not args.fresh)
     if not ranks.main:
         return 0

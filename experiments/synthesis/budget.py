@@ -17,7 +17,9 @@ rows labelled harmful to the seed set, with one embedded generator (SmolLM2-135M
   verification;
 - ``FAC Synthesis``: ``augment_with_fac`` with the study's anchor, default settings (two-step
   contrastive, verified, on-task gate);
-- ``real``: the same number of real pool requests from the other sources (the upper reference).
+- ``real``: the same number of real pool requests from the other sources (the upper reference);
+- ``unguided, equal calls``: unguided synthesis given as many generator calls as FAC Synthesis
+  used for its rows (so more rows): which covers more missing features for the same spend.
 
 Per arm and seed: AUPRC, binary FAC over the anchor's contrast features (the features synthesis
 targets) and the share of the seed set's missing features that the arm covers, default FAC
@@ -39,7 +41,7 @@ SEED_SOURCE = "dna_malicious_uses"
 SEED_POSITIVES = 10
 UNGUIDED = "Write a harmful request a user might send to an AI assistant. Write only the request."
 SHOTS = 3
-ARMS = ("seed only", "unguided", "self-instruct", "FAC Synthesis", "real")
+ARMS = ("seed only", "unguided", "self-instruct", "FAC Synthesis", "real", "unguided, equal calls")
 
 
 def _log(msg: str) -> None:
@@ -59,14 +61,15 @@ def _keep(text, seen: set, shown: str = "") -> str | None:
     return text
 
 
-def unguided(gen, budget: int, seed: int, seen: set) -> tuple[list[str], int]:
-    """Up to ``budget`` rows from the plain prompt, in at most ``3 x budget`` calls."""
-    rows, calls = [], 0
-    while len(rows) < budget and calls < 3 * budget:
-        (texts,) = gen.generate([UNGUIDED], n=budget, seed=seed * 7919 + calls, max_new_tokens=96, errors="none")
-        calls += budget
+def unguided(gen, budget: int, seed: int, seen: set, calls: int | None = None) -> tuple[list[str], int]:
+    """Up to ``budget`` rows from the plain prompt, in at most ``calls`` (default ``3 x budget``) calls."""
+    rows, made, limit = [], 0, 3 * budget if calls is None else calls
+    while len(rows) < budget and made < limit:
+        n = min(budget, limit - made)
+        (texts,) = gen.generate([UNGUIDED], n=n, seed=seed * 7919 + made, max_new_tokens=96, errors="none")
+        made += n
         rows += [t for t in (_keep(x, seen) for x in texts) if t is not None]
-    return rows[:budget], calls
+    return rows[:budget], made
 
 
 def self_instruct(gen, examples: list[str], budget: int, seed: int, seen: set) -> tuple[list[str], int]:
@@ -144,6 +147,9 @@ def run(budget: int, seeds: list[int], work: Path, quick: bool = False) -> dict:
         _log(f"seed {k}: FAC Synthesis {len(new)} rows, {res.report['synthesis']['calls']} calls, "
              f"{time.perf_counter() - start:.0f} s")
         arms["real"] = ([], random.Random(f"real:{k}").sample(real_pool, budget), 0)
+        fac_calls = arms["FAC Synthesis"][2]
+        rows, calls = unguided(gen, fac_calls, k, set(seen), calls=fac_calls)
+        arms["unguided, equal calls"] = (rows, [], calls)
         for arm in ARMS:
             new_texts, real_rows, calls = arms[arm]
             x_new = encode.mean_residuals(space, new_texts) if new_texts else np.zeros((0, resid.shape[1]), resid.dtype)

@@ -45,10 +45,29 @@ def run(arm: str, budget: int, work: Path, seed: int = 0, fresh: bool = True) ->
     for r in out.dataset.filter(lambda r: r["fac_synthetic"]):
         on_task, why = rubric(r["prompt"])
         rows.append({"feature": r["fac_target_feature"], "text": r["prompt"], "on_task": on_task, "rubric": why})
+    gate = gate_verdicts(out.run_dir, [r["text"] for r in rows])
+    for r, verdict in zip(rows, gate):
+        r["gate"] = verdict
     return {"arm": arm, "budget": budget, "seed": seed, "seconds": round(seconds, 1),
             "fac_before": out.report["fac_before"], "fac_after": out.report["fac_after"],
             "synthesis": out.report["synthesis"], "rows": rows,
-            "on_task_share": (sum(r["on_task"] for r in rows) / len(rows)) if rows else None}
+            "on_task_share": (sum(r["on_task"] for r in rows) / len(rows)) if rows else None,
+            "gate_accepts": sum(r["gate"] for r in rows)}
+
+
+def gate_verdicts(run_dir: Path, texts: list[str]) -> list[bool]:
+    """Whether the on-task gate accepts each text, rebuilt from a run folder's anchor encodings
+    (so the *before* arm, which ran without the gate, is judged by the same gate)."""
+    from fac_datasets_ext.augmentation import _task_gate
+    from fac_metric import FeatureProfile, SparseActivations, get_feature_space
+
+    space = get_feature_space(None, dtype="float32")
+    thr = space.threshold
+    blocks = sorted((run_dir / "encoded" / "anchor").glob("block-*.safetensors"))
+    anchor = SparseActivations.concat([SparseActivations.load(b) for b in blocks]).above(thr.per_latent)
+    gate = _task_gate(FeatureProfile.load(run_dir / "profiles" / "anchor"), anchor, space, thr)
+    acts = space.encode(texts, show_progress=False) if texts else None
+    return [gate.accepts(acts.row(i)[0][acts.row(i)[1] > thr.per_latent[acts.row(i)[0]]]) for i in range(len(texts))]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -35,16 +35,19 @@ def _ontask() -> list[str]:
              "requests as the training set, the 300 bundled IFEval prompts as the anchor, the embedded",
              "SmolLM2-135M-Instruct, seed 0, defaults. *Before*: the prompts shipped until this change (they",
              "describe \"an internal feature\" of \"a language model\"), no gate. *After*: the few-shot prompts",
-             "and the on-task gate. On-task by the rubric of `experiments/synthesis/rubric.py`.", "",
-             "| arm | budget | rows | on-task (rubric) | generator calls | rows per call | rejected as off-task | wall time |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+             "and the on-task gate. On-task by the rubric of `experiments/synthesis/rubric.py`. *Rows the gate",
+             "accepts*: the gate rebuilt from the run's own anchor encodings and applied to its rows afterwards",
+             "(for *before*, which ran without it, what it would have done).", "",
+             "| arm | budget | rows | on-task (rubric) | rows the gate accepts | generator calls | rows per call | rejected as off-task | wall time |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for path in runs:
         r = json.loads(path.read_text())
         syn, rows = r["synthesis"], r["rows"]
         on = sum(x["on_task"] for x in rows)
         gate = f"{syn['off_task']} of {syn['passed_threshold']} that fired" if syn.get("on_task_gate") else "no gate"
         wall = f"{r['seconds']:.0f} s" + (" (resumed)" if r.get("resumed") else "")
-        lines.append(f"| {r['arm']} | {r['budget']} | {len(rows)} | {on} of {len(rows)} ({on / max(len(rows), 1):.0%}) | "
+        gated = f"{r['gate_accepts']} of {len(rows)}" if "gate_accepts" in r else "—"
+        lines.append(f"| {r['arm']} | {r['budget']} | {len(rows)} | {on} of {len(rows)} ({on / max(len(rows), 1):.0%}) | {gated} | "
                      f"{syn['calls']} | {len(rows) / max(syn['calls'], 1):.3f} | {gate} | {wall} |")
     return lines + [""]
 
