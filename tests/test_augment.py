@@ -23,6 +23,8 @@ from fac_datasets_ext.distributed import encode_one_by_one
 from fac_datasets_ext.encoder import FeatureEncoder
 
 FAST = dict(max_new_tokens=40, features_per_round=4, show_progress=False)
+BUDGET = 3
+"""Rows the shared run accepts (each also costs a generated output)."""
 
 
 @pytest.fixture(scope="module")
@@ -32,11 +34,11 @@ def task_ds(anchor_texts):
 
 @pytest.fixture(scope="module")
 def augmented(space, local_generator, heldout_texts, task_ds, tmp_path_factory):
-    """Alpaca-style rows of the same task, augmented against the task's anchor until 5 rows are accepted."""
+    """Alpaca-style rows of the same task, augmented against the task's anchor until BUDGET rows are accepted."""
     train = datasets.Dataset.from_dict({"instruction": heldout_texts[:30], "input": [""] * 30,
                                         "output": ["I will do that."] * 30})
-    out = fac_datasets_ext.augment(train, task_ds, budget=5, generator=local_generator, feature_space=space,
-                                   cache_dir=tmp_path_factory.mktemp("augment"), **FAST)
+    out = fac_datasets_ext.augment(train, task_ds, budget=BUDGET, generator=local_generator, feature_space=space,
+                                   cache_dir=tmp_path_factory.mktemp("augment"), response_tokens=40, **FAST)
     assert out.report["synthesis"]["stopped_by"] == "budget"
     return train, out
 
@@ -45,7 +47,7 @@ def test_augment_raises_fac_and_every_row_verifies(augmented, space):
     train, out = augmented
     ds, report = out.dataset, out.report
     synthetic = ds.filter(lambda r: r["fac_synthetic"])
-    assert len(synthetic) == 5 and report["new_rows"] == 5
+    assert len(synthetic) == BUDGET and report["new_rows"] == BUDGET
     assert report["fac_after"] > report["fac_before"] and report["newly_covered"]
     # The original rows come first, unchanged; new rows are complete Alpaca rows.
     assert ds.select(range(len(train))).remove_columns(list(fac_datasets_ext.PROVENANCE_COLUMNS)).to_list() == train.to_list()
@@ -63,12 +65,12 @@ def test_augment_raises_fac_and_every_row_verifies(augmented, space):
         assert row["fac_target_feature"] in ids
         assert row["fac_feature_values"][ids.index(row["fac_target_feature"])] == pytest.approx(row["fac_activation"], rel=1e-4)
     syn = report["synthesis"]
-    assert syn["accepted"] == 5 and syn["calls"] == syn["calls_this_run"] > 0 and 0 < syn["acceptance_rate"] <= 1
+    assert syn["accepted"] == BUDGET and syn["calls"] == syn["calls_this_run"] > 0 and 0 < syn["acceptance_rate"] <= 1
     saved = json.loads((out.run_dir / "report.json").read_text())
     assert saved["fac_after"] == report["fac_after"]
     attempts = [json.loads(line) for line in (out.run_dir / "attempts.jsonl").read_text().splitlines()]
     # Every draw is recorded; the calls also count one output per accepted row.
-    assert len(attempts) + 5 == syn["calls"] and sum(a["accepted"] for a in attempts) == 5
+    assert len(attempts) + BUDGET == syn["calls"] and sum(a["accepted"] for a in attempts) == BUDGET
     assert all(a["passed"] == (a["activation"] > thresholds[a["feature"]]) for a in attempts)
     assert all(a["accepted"] == (a["reason"] is None and a["step"] == "step2") for a in attempts if a["passed"])
 
@@ -76,8 +78,8 @@ def test_augment_raises_fac_and_every_row_verifies(augmented, space):
 def test_same_call_again_reuses_the_run(augmented, local_generator, space, task_ds):
     train, out = augmented
     before = local_generator.stats.calls
-    again = fac_datasets_ext.augment(train, task_ds, budget=5, generator=local_generator, feature_space=space,
-                                     cache_dir=out.run_dir.parent, **FAST)
+    again = fac_datasets_ext.augment(train, task_ds, budget=BUDGET, generator=local_generator, feature_space=space,
+                                     cache_dir=out.run_dir.parent, response_tokens=40, **FAST)
     assert local_generator.stats.calls == before and again.report["synthesis"]["calls_this_run"] == 0
     assert again.dataset.to_list() == out.dataset.to_list()
 

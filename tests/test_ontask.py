@@ -22,7 +22,7 @@ PLANTED = ("The new feature is to help a language model create a completely new 
 @pytest.fixture(scope="module")
 def gate_and_space(space, anchor_texts):
     thr = space.threshold_at(None)
-    prof, active = profile_spread(space, anchor_texts[:150], Ranks(), thr, show_progress=False)
+    prof, active = profile_spread(space, anchor_texts[:100], Ranks(), thr, show_progress=False)
     return _task_gate(prof, active, space, thr), space, thr
 
 
@@ -34,7 +34,7 @@ def test_gate_accepts_the_tasks_requests_and_rejects_text_about_features(gate_an
         acts = space.encode(texts, show_progress=False)
         return [ids[vals > thr.per_latent[ids]] for ids, vals in (acts.row(i) for i in range(len(texts)))]
 
-    held_out = [gate.accepts(a) for a in active(heldout_texts[:40])]
+    held_out = [gate.accepts(a) for a in active(heldout_texts[:30])]
     assert np.mean(held_out) >= 0.8  # calibrated to reject 5% of the anchor's own texts
     assert not gate.accepts(active([PLANTED])[0])
     assert np.mean([gate.accepts(a) for a in active(brown_texts[:20])]) < np.mean(held_out)

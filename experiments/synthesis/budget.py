@@ -21,7 +21,8 @@ rows labelled harmful to the seed set, with one embedded generator (SmolLM2-135M
 - ``unguided, equal calls``: unguided synthesis given as many generator calls as FAC Synthesis
   used for its rows (so more rows): which covers more missing features for the same spend.
 
-Per arm and seed: AUPRC, binary FAC over the anchor's contrast features (the features synthesis
+Per arm and seed: AUPRC, how many added rows are near copies of an anchor text (half their word
+6-grams in one), binary FAC over the anchor's contrast features (the features synthesis
 targets) and the share of the seed set's missing features that the arm covers, default FAC
 (match), rows added and generator calls. Generated texts are never printed or written: only
 counts, ids and scores (the task is harmful requests).
@@ -90,21 +91,22 @@ def self_instruct(gen, examples: list[str], budget: int, seed: int, seen: set) -
     return rows[:budget], calls
 
 
-def run(budget: int, seeds: list[int], work: Path, quick: bool = False) -> dict:
+def run(budget: int, seeds: list[int], work: Path, quick: bool = False, study: Path | None = None) -> dict:
     import datasets
 
     from experiments.validity import encode, sets as sets_mod
     from experiments.validity.downstream import auprc
     from experiments.validity.task import build_task
     from fac_datasets_ext.augmentation import augment
-    from fac_datasets_ext.dedup import normalise
+    from fac_datasets_ext.dedup import copies, normalise
     from fac_metric import Scorer, SparseActivations, get_feature_space
     from fac_metric.llm import get_generator
 
     items = build_task(per_source=20 if quick else None)
-    space = get_feature_space(None)  # as the study encodes (its cached encodings are reused)
+    # As the study encodes (its cached encodings are reused); quick: float32, the same on every CPU.
+    space = get_feature_space(None, dtype="float32" if quick else "auto")
     ids, texts = [it.id for it in items], [it.text for it in items]
-    study = Path(".work/validity-quick" if quick else ".work/validity")
+    study = study or Path(".work/validity-quick" if quick else ".work/validity")  # the study's encodings
     acts = encode.sae_activations(space, ids, texts, study, "task")
     resid = encode.residuals(space, ids, texts, study, "task")
     labels = np.array([it.label for it in items])
@@ -163,6 +165,8 @@ def run(budget: int, seeds: list[int], work: Path, quick: bool = False) -> dict:
             fac_b = binary.fac(prof, anchor_prof, chosen_binary)
             fac_m = match.fac(prof, anchor_prof, chosen_match)
             covered = len(seed_missing - set(fac_b.missing))
+            anchor_texts = [items[i].text for i in anchor]
+            near_copies = sum(any(copies(t, a) for a in anchor_texts) for t in new_texts)
             out["runs"].append({
                 "seed": k, "arm": arm, "seed_set": ts.name, "rows_added": len(new_texts) + len(real_rows),
                 "calls": calls, "rows_per_call": (len(new_texts) / calls) if calls else None,
@@ -170,6 +174,7 @@ def run(budget: int, seeds: list[int], work: Path, quick: bool = False) -> dict:
                 "binary_fac": fac_b.fac, "fac": fac_m.fac, "seed_missing": len(seed_missing),
                 "missing_covered": covered, "missing_covered_share": covered / max(len(seed_missing), 1),
                 "missing_covered_per_call": (covered / calls) if calls else None,
+                "near_copies_of_anchor": near_copies,
             })
             r = out["runs"][-1]
             _log(f"seed {k} {arm}: AUPRC {r['auprc']:.3f}, binary FAC {r['binary_fac']:.3f}, "
@@ -185,7 +190,7 @@ def summarise(runs: list[dict]) -> dict:
         mine = [r for r in runs if r["arm"] == arm]
         out[arm] = {}
         for key in ("auprc", "binary_fac", "fac", "missing_covered_share", "rows_added", "calls", "rows_per_call",
-                    "missing_covered_per_call"):
+                    "missing_covered_per_call", "near_copies_of_anchor"):
             vals = [r[key] for r in mine if r[key] is not None]
             out[arm][key] = {"mean": float(np.mean(vals)), "std": float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0,
                              "n": len(vals)} if vals else None
@@ -199,10 +204,12 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--quick", action="store_true")
     p.add_argument("--work", default=None)
     p.add_argument("--out", default="docs/synthesis/budget.json")
+    p.add_argument("--study-work", default=None,
+                   help="the validity study's cache of encodings (default .work/validity, or .work/validity-quick)")
     args = p.parse_args(argv)
     budget, seeds = (3, [0]) if args.quick else (args.budget, list(range(args.seeds)))
     work = Path(args.work or (".work/budget-quick" if args.quick else ".work/budget"))
-    result = run(budget, seeds, work, quick=args.quick)
+    result = run(budget, seeds, work, quick=args.quick, study=Path(args.study_work) if args.study_work else None)
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n", encoding="utf-8")
     _log(f"wrote {args.out}")

@@ -94,12 +94,12 @@ def _budget() -> list[str]:
              f"{r['budget']} rows labelled harmful. Mean ± std over {len(r['seeds'])} seeds (seed set and generation seed). "
              "Binary FAC and *missing covered* count the anchor's contrast features, which synthesis targets; "
              "FAC is the default (match).", "",
-             "| arm | AUPRC | binary FAC | missing features covered | FAC (match) | rows added | generator calls | rows per call | missing covered per call |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| arm | AUPRC | binary FAC | missing features covered | FAC (match) | rows added | generator calls | rows per call | missing covered per call | near copies of an anchor text |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for arm, s in r["summary"].items():
         lines.append(f"| {arm} | {_fmt(s['auprc'])} | {_fmt(s['binary_fac'])} | {_fmt(s['missing_covered_share'], 2)} | "
                      f"{_fmt(s['fac'])} | {_fmt(s['rows_added'], 1)} | {_fmt(s['calls'], 1)} | {_fmt(s['rows_per_call'], 2)} | "
-                     f"{_fmt(s['missing_covered_per_call'], 2)} |")
+                     f"{_fmt(s['missing_covered_per_call'], 2)} | {_fmt(s.get('near_copies_of_anchor'), 1)} |")
     return lines + [""]
 
 
