@@ -38,7 +38,7 @@ Placeholders (Python ``str.format`` names), in any section:
 True
 >>> PromptSet.load("text", {"step1": "Write about {explanation}."}).fill("step1", explanation="rain", spans="")
 'Write about rain.'
->>> chat = PromptSet.load("text", {"step1": "<first>\nA line, please.\n<next>\nAnother."}).fill(
+>>> chat = PromptSet.load("text", {"step1": "<first>\\nA line, please.\\n<next>\\nAnother."}).fill(
 ...     "step1", examples=["Rain fell.", "Snow came."])
 >>> [(m["role"], m["content"]) for m in chat]    # doctest: +NORMALIZE_WHITESPACE
 [('user', 'A line, please.'), ('assistant', 'Rain fell.'), ('user', 'Another.'), ('assistant', 'Snow came.'),
@@ -159,7 +159,7 @@ def prompt_text(prompt: Prompt) -> str:
     """A prompt as one string: for journal keys and for checking what a sample copies.
 
     >>> prompt_text([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Rain."}])
-    'user: Hi\nassistant: Rain.'
+    'user: Hi\\nassistant: Rain.'
     """
     if isinstance(prompt, str):
         return prompt

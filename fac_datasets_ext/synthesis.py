@@ -70,6 +70,8 @@ class Settings:
             raise FacInputError(f"samples_per_feature={self.samples_per_feature} must be between 1 and 16")
         if self.features_per_round < 1 or self.max_new_tokens < 1 or self.response_tokens < 1:
             raise FacInputError("features_per_round, max_new_tokens and response_tokens must be at least 1")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise FacInputError(f"temperature={self.temperature} must be >= 0 and top_p={self.top_p} in (0, 1]")
         if not 0 < self.near_duplicate <= 1:
             raise FacInputError(f"near_duplicate={self.near_duplicate} must be in (0, 1]")
 
