@@ -110,6 +110,7 @@ def run_arm(name: str, contrastive: bool, train, anchor, gen, args, root: Path) 
     with timed_synthesis(box):
         res = fac_datasets_ext.augment(train, anchor, budget=None, max_features=args.features,
                                        samples_per_feature=args.samples_per_feature, generator=gen, seed=args.seed,
+                                       temperature=args.temperature,
                                        cache_dir=root / name, contrastive=contrastive, show_progress=False)
     wall = time.perf_counter() - start
     gen.recording = False
@@ -163,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--samples-per-feature", type=int, default=2)
     parser.add_argument("--train-rows", type=int, default=40, help="Brown passages in the training set")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature of both arms")
     parser.add_argument("--work-dir", default=None, help="where the two run folders go (default: a fresh temp dir)")
     parser.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
