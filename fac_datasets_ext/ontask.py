@@ -31,6 +31,8 @@ from fac_metric.measure import jaccard
 
 ON_TASK_QUANTILE = 0.05
 """Share of the anchor's own (held-out) texts the gate would reject: its false-rejection rate."""
+CALIBRATION_TEXTS = 2000
+"""Anchor texts held out, at most, to calibrate the cutoff (a seeded sample of a larger anchor)."""
 
 
 class TaskGate:
@@ -47,10 +49,19 @@ class TaskGate:
         self._anchor = fired[keep].tocsr()
         if self._anchor.shape[0] < 2:
             raise FacInputError("the on-task gate needs at least 2 anchor texts that fire anchor features")
-        overlap = jaccard(self._anchor, self._anchor)
-        np.fill_diagonal(overlap, -1.0)  # held out: an anchor text is matched against the others only
-        self.held_out = overlap.max(1)
-        """Each anchor text's best overlap with another anchor text."""
+        n = self._anchor.shape[0]
+        # A large anchor is calibrated on a seeded sample of its texts (each matched against all the
+        # others), in chunks: memory and time stay bounded, never n x n.
+        rows = np.arange(n) if n <= CALIBRATION_TEXTS else np.sort(
+            np.random.default_rng(0).choice(n, CALIBRATION_TEXTS, replace=False))
+        best = []
+        for start in range(0, len(rows), 256):
+            chunk = rows[start : start + 256]
+            overlap = jaccard(self._anchor[chunk], self._anchor)
+            overlap[np.arange(len(chunk)), chunk] = -1.0  # held out: matched against the others only
+            best.append(overlap.max(1))
+        self.held_out = np.concatenate(best)
+        """Each calibration text's best overlap with another anchor text."""
         self.cutoff = float(np.quantile(self.held_out, quantile, method="lower"))
         self.quantile = quantile
 
@@ -66,4 +77,4 @@ class TaskGate:
         return self.score(active) >= self.cutoff
 
 
-__all__ = ["TaskGate", "ON_TASK_QUANTILE"]
+__all__ = ["TaskGate", "ON_TASK_QUANTILE", "CALIBRATION_TEXTS"]

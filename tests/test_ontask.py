@@ -56,3 +56,16 @@ def test_synthesis_records_an_off_task_row_and_never_accepts_it(gate_and_space, 
     assert attempt.passed and not attempt.on_task  # it fires its target, and still is not data
     assert attempt.reason.startswith("off-task (best match") and attempt.task_match < gate.cutoff
     assert synth._accept(feature, [attempt]) == [] and not attempt.accepted
+
+
+def test_a_large_anchor_calibrates_on_a_bounded_sample():
+    from fac_datasets_ext.ontask import CALIBRATION_TEXTS, TaskGate
+    from fac_metric import SparseActivations, Threshold
+
+    rng = np.random.default_rng(1)
+    rows = [(np.sort(rng.choice(400, 12, replace=False)), np.full(12, 2.0, np.float32)) for _ in range(2500)]
+    thr = Threshold.relative(1.0, np.ones(400, np.float32), "fp")
+    big = TaskGate(SparseActivations.from_rows(rows, [12] * 2500, 400, "fp"), thr, columns=range(400))
+    assert big.held_out.shape == (CALIBRATION_TEXTS,)  # never an n x n overlap matrix
+    small = TaskGate(SparseActivations.from_rows(rows[:300], [12] * 300, 400, "fp"), thr, columns=range(400))
+    assert small.held_out.shape == (300,) and 0 < small.cutoff <= big.cutoff + 0.2
