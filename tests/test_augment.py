@@ -326,7 +326,7 @@ def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, spa
     # Prompts that show the fragments (a user's own templates may): the endpoint needs the peak words.
     shown = "Fragments where it fires, peak [[marked]]:\n{spans}\nWrite one more."
     kwargs = dict(max_features=3, samples_per_feature=1, feature_space=space, cache_dir=tmp_path, show_progress=False,
-                  templates={"step1": shown, "step2": shown})
+                  templates={"step1": shown, "step2": shown}, on_task=False)  # garden notes are not IFEval requests
     first = fac_datasets_ext.augment(train, anchor_texts[:40], generator=HTTPGenerator(
         endpoint.url, model=FAKE_MODEL, max_retries=0, concurrency=1), **kwargs)
     asked = len(endpoint.requests)
