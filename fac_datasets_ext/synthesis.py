@@ -5,8 +5,8 @@ feature fires most as few-shot examples of the task (never the feature, its acti
 mechanics: see :mod:`~fac_datasets_ext.prompts`) and draw 2 candidates, encode both, the stronger
 is the good example and the weaker the bad one (an on-task candidate that fires above δ is
 preferred as the good one; if there is none, the anchor texts stand alone, as in the paper's
-fallback); step 2, show the examples with the good one last and the bad one as a
-counter-example, and draw ``samples_per_feature`` samples; verify, keeping a sample only if its
+fallback); step 2, show the examples with the good one last (and the bad one as a
+counter-example, for a template with a ``<weak>`` turn), and draw ``samples_per_feature`` samples; verify, keeping a sample only if its
 target feature fires above δ and the on-task gate (:class:`~fac_datasets_ext.ontask.TaskGate`)
 finds it reads like the task; dedup, dropping a sample that repeats the data or an earlier new
 sample (same normalised text, or nearly the same active features); then the generator writes
@@ -292,10 +292,10 @@ class Synthesizer:
             candidates = self._verify(t, "step1", drawn[t.feature], prompts[t.feature])
             out[t.feature] += candidates
             contrast = self._contrast(t, candidates)
-            from_anchor = contrast.pop("_from_anchor")
-            # The strong sample is shown last among the examples (next to the new one), the weak
-            # one after them as the counter-example.
-            extra = [] if from_anchor else [contrast["good"]]
+            from_anchor, verified = contrast.pop("_from_anchor"), contrast.pop("_verified")
+            # The strong sample, if it passed, is shown last among the examples (next to the new
+            # one); the weak one after them as the counter-example where the template has a <weak> turn.
+            extra = [contrast["good"]] if verified else []
             step2[t.feature] = self.prompts.fill("step2", **self._describe(t, extra), **contrast)
             # Reusing a generated example is fine (it is not data); echoing the anchor's texts or
             # the instructions is not: check copies against the prompt without generated examples.
@@ -325,7 +325,7 @@ class Synthesizer:
             top = t.spans[0]
             good_text, good_act, good_span, good_peak = top.span, top.activation, top.span, top.peak_token
         return {
-            "_from_anchor": from_anchor,
+            "_from_anchor": from_anchor, "_verified": good.passed and good.on_task,
             "good": good_text.replace("\n", " "), "good_score": f"{good_act / t.scale:.1f}",
             "good_span": _mark(good_span, good_peak), "good_peak": good_peak.strip(),
             "bad": (bad.text or "").replace("\n", " "), "bad_score": f"{bad.activation / t.scale:.1f}",
