@@ -31,7 +31,7 @@ __version__ = "0.1.0"
 
 __getattr__, __dir__ = lazy_names(__name__, {
     "FacError": "fac_metric.errors", "FacInputError": "fac_metric.errors", "FacModelError": "fac_metric.errors",
-    "FacMismatchError": "fac_metric.errors",
+    "FacMismatchError": "fac_metric.errors", "FacWarning": "fac_metric.errors",
     "FeatureSpace": "fac_metric.space.feature_space", "get_feature_space": "fac_metric.space.feature_space",
     "SpaceSource": "fac_metric.space.feature_space", "DEFAULT_THRESHOLD": "fac_metric.space.feature_space",
     "SparseActivations": "fac_metric.measure.activations", "Threshold": "fac_metric.measure.threshold",
@@ -63,5 +63,5 @@ __all__ = [
     "__version__", "MODULE_PATH", "load", "load_metric", "FeatureSpace", "get_feature_space", "SpaceSource", "DEFAULT_THRESHOLD",
     "SparseActivations", "Threshold", "FeatureProfile", "FACResult", "fac", "RelevanceSpec", "Relevance",
     "Scorer", "ScoreOutput", "score", "load_example", "compute_baselines",
-    "FacError", "FacInputError", "FacModelError", "FacMismatchError",
+    "FacError", "FacInputError", "FacModelError", "FacMismatchError", "FacWarning",
 ]

@@ -21,3 +21,7 @@ class FacModelError(FacError, ValueError):
 
 class FacMismatchError(FacError, ValueError):
     """A saved profile or cache belongs to another feature space or threshold."""
+
+
+class FacWarning(UserWarning):
+    """Something fac changed or could not vouch for, and went on: texts dropped, dtypes mixed, ..."""

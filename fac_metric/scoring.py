@@ -26,11 +26,12 @@ True
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-from fac_metric.errors import FacInputError, FacMismatchError
+from fac_metric.errors import FacInputError, FacMismatchError, FacWarning
 from fac_metric.measure.activations import SparseActivations
 from fac_metric.measure.choices import COVERAGES, DEFAULT_COVERAGE, default_relevance
 from fac_metric.measure.match import AnchorMatch
@@ -39,6 +40,7 @@ from fac_metric.measure.relevance import Relevance, RelevanceSpec, select_releva
 from fac_metric.measure.threshold import Threshold
 from fac_metric.meaning.spans import TopSpans
 from fac_metric.space.feature_space import FeatureSpace, get_feature_space
+from fac_metric.space.tokenization import NonBlank
 
 
 @dataclass
@@ -120,11 +122,21 @@ class Scorer:
                 raise FacInputError(f"coverage='match' compares texts one by one, so it needs the {name}'s texts or "
                                     f"activations, not a profile: pass those, or coverage='binary'")
             return self._checked(source if isinstance(source, FeatureProfile) else FeatureProfile.load(source), name)
+        # Blank texts have no tokens of their own: whatever they "cover" is the chat template's.
+        texts = None
         try:
-            return self.space.profile(source, self.threshold, spans=spans, batch_size=self.batch_size,
+            texts = NonBlank(source)
+            prof = self.space.profile(texts, self.threshold, spans=spans, batch_size=self.batch_size,
                                       show_progress=self.show_progress, desc=f"Profiling {name}", on_chunk=on_chunk)
         except FacInputError as err:
+            if texts is not None and texts.dropped and not texts.kept:
+                raise FacInputError(f"{name}: all {texts.dropped} texts are empty or whitespace: there is nothing "
+                                    "to measure") from err
             raise FacInputError(f"{name}: {err}") from err
+        if texts.dropped:
+            warnings.warn(f"{name}: dropped {texts.dropped} empty or whitespace-only text(s) of "
+                          f"{texts.dropped + texts.kept}", FacWarning, stacklevel=3)
+        return prof
 
     def relevant(self, anchor: FeatureProfile, *, anchor_spans: TopSpans | None = None) -> Relevance:
         """The relevant features among those ``anchor`` covers, as the spec says."""

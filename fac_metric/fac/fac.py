@@ -4,7 +4,10 @@
 import datasets
 import evaluate
 
+import inspect
+
 from fac_metric import FacInputError, score
+from fac_metric.space.tokenization import check_item, check_items
 from fac_metric.meaning import form_warning, relevant_table
 from fac_metric.measure import DEFAULT_COVERAGE
 
@@ -122,11 +125,41 @@ class FAC(evaluate.Measurement):
         )
 
     def compute(self, *, data=None, **kwargs):
-        """Compute FAC (arguments below); refuses empty data with a clear message."""
+        """Compute FAC (arguments below); refuses empty data and bad options before any work."""
+        _check_options(kwargs)
         # evaluate fails with an IndexError deep inside feature inference on an empty list.
-        if data is not None and len(data) == 0:
+        if data is not None and not isinstance(data, (str, bytes)) and hasattr(data, "__len__") and len(data) == 0:
             raise FacInputError("data is empty: pass at least one text (or add_batch before compute)")
         return super().compute(**kwargs) if data is None else super().compute(data=data, **kwargs)
+
+    def add_batch(self, *, data=None, **kwargs):
+        """Add texts (strings, or chats: lists of {"role", "content"} messages) to score later;
+        every batch until ``compute`` must hold the same kind (evaluate stores one per column)."""
+        if data is None:
+            return super().add_batch(**kwargs)
+        return super().add_batch(data=self._checked(check_items(data)), **kwargs)
+
+    def add(self, *, data=None, **kwargs):
+        """Add one text (a string or a chat) to score later."""
+        if data is None:
+            return super().add(**kwargs)
+        return super().add(data=self._checked([check_item(data, 0)])[0], **kwargs)
+
+    def _checked(self, items: list) -> list:
+        """``items`` of one kind, the kind of everything added since the last ``compute`` (chats
+        cut to role and content, the keys the module stores); a clear error for a mix."""
+        if self.writer is None:  # nothing added yet: a new accumulation
+            self._fac_kind = None
+        kinds = ["string" if isinstance(item, str) else "chat" for item in items]
+        seen = getattr(self, "_fac_kind", None) or kinds[0]
+        if any(kind != seen for kind in kinds):
+            first = next(i for i, kind in enumerate(kinds) if kind != seen)
+            raise FacInputError(f"data mixes strings and chats (item {first} is a {kinds[first]}, earlier ones are "
+                                f"{seen}s): evaluate stores one kind, so pass all strings or all chats (a string s "
+                                "scores as the chat [{'role': 'user', 'content': s}] in the default space)")
+        self._fac_kind = seen
+        return [item if isinstance(item, str) else [{"role": m["role"], "content": m["content"]} for m in item]
+                for item in items]
 
     def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevance=None, contrast=None,
                  alpha=None, generator=None, guideline=None, max_judged=None, batch_size=32,
@@ -152,3 +185,19 @@ class FAC(evaluate.Measurement):
         if out.baselines is not None:
             result["baselines"] = out.baselines
         return result
+
+
+_OPTIONS = tuple(p for p in inspect.signature(FAC._compute).parameters if p not in ("self", "data"))
+
+
+def _check_options(options: dict) -> None:
+    """Refuse unknown options and options of the wrong type here, before evaluate stores any data."""
+    unknown = sorted(set(options) - set(_OPTIONS))
+    if unknown:
+        raise FacInputError(f"unknown argument(s) {unknown}: FAC takes data and {list(_OPTIONS)}")
+    n_missing = options.get("n_missing", 100)
+    if isinstance(n_missing, bool) or not isinstance(n_missing, int) or n_missing < -1:
+        raise FacInputError(f"n_missing={n_missing!r} must be a whole number >= 0, or -1 for all")
+    for name in ("show_progress", "baselines"):
+        if not isinstance(options.get(name, False), bool):
+            raise FacInputError(f"{name}={options[name]!r} must be True or False")

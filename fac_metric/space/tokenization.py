@@ -72,6 +72,13 @@ def check_item(item: Any, index: int) -> TextItem:
         return item
     if item is None:
         raise FacInputError(f"text {index} is None: drop missing rows first (e.g. ds.filter(lambda r: r['text'] is not None))")
+    if isinstance(item, (bytes, bytearray)):
+        raise FacInputError(f"text {index} is bytes, not a string: decode it first (e.g. item.decode('utf-8'))")
+    if isinstance(item, (list, tuple)) and item and all(isinstance(m, dict) for m in item):
+        bad = next(k for k, m in enumerate(item) if not (isinstance(m.get("content"), str)
+                                                         and isinstance(m.get("role"), str)))
+        raise FacInputError(f"text {index} is a chat whose message {bad} lacks a string 'role' or 'content' "
+                            f"(it has keys {sorted(map(str, item[bad]))[:6]})")
     kind = type(item).__name__
     raise FacInputError(
         f"text {index} is a {kind}, not a string or a list of {{'role', 'content'}} messages: {str(item)[:60]!r}"
@@ -84,6 +91,8 @@ def check_collection(items: Any) -> None:
         raise FacInputError("expected a list of texts, got a single string: wrap it as [text]")
     if items is None:
         raise FacInputError("texts is None: pass a list of strings or chats")
+    if isinstance(items, dict) or not hasattr(items, "__iter__"):
+        raise FacInputError(f"expected a list of strings or chats, got a {type(items).__name__}")
 
 
 def check_items(items: Any) -> list[TextItem]:
@@ -93,6 +102,50 @@ def check_items(items: Any) -> list[TextItem]:
     if not items:
         raise FacInputError("no texts to encode: pass at least one string or chat")
     return [check_item(item, i) for i, item in enumerate(items)]
+
+
+def is_blank(item: Any) -> bool:
+    """Whether ``item`` holds no text to read: a string, or every message of a chat, empty after
+    stripping whitespace (zero-width and other format characters included). Such an item has no
+    tokens of its own, so any feature it "covers" would come from the template around it.
+
+    >>> is_blank(" \\n\\t"), is_blank("\\u200b"), is_blank([{"role": "user", "content": " "}]), is_blank("hi")
+    (True, True, True, False)
+    """
+    if isinstance(item, str):
+        return not _visible(item)
+    if isinstance(item, (list, tuple)) and item and all(isinstance(m, dict) for m in item):
+        return not any(isinstance(m.get("content"), str) and _visible(m["content"]) for m in item)
+    return False
+
+
+def _visible(text: str) -> bool:
+    import unicodedata
+
+    return any(not ch.isspace() and unicodedata.category(ch) != "Cf" for ch in text)
+
+
+class NonBlank:
+    """``items`` without their blank ones (see :func:`is_blank`), counted as they stream past, so
+    a caller can say how many it dropped once the pass is over (``dropped``, ``kept``).
+
+    >>> texts = NonBlank(["a", " ", "b"])
+    >>> list(texts), texts.dropped, texts.kept
+    (['a', 'b'], 1, 2)
+    """
+
+    def __init__(self, items: Any) -> None:
+        check_collection(items)
+        self.items, self.dropped, self.kept = items, 0, 0
+
+    def __iter__(self):
+        self.dropped = self.kept = 0
+        for item in self.items:
+            if is_blank(item):
+                self.dropped += 1
+                continue
+            self.kept += 1
+            yield item
 
 
 def tokenize(tokenizer, item: TextItem, rule: TextRule) -> Tokenized:
