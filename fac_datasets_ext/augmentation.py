@@ -34,6 +34,7 @@ from .distributed import Ranks, encode_one_by_one, profile_spread
 from .journal import Journal
 from .ontask import TaskGate
 from .prompts import PromptSet
+from .runlock import RunLock
 from .shapes import DataShape, shape_of
 from .synthesis import DedupIndex, Settings, Synthesizer, Target
 
@@ -108,59 +109,61 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
                    asdict(settings), prompts.fingerprint(), data_shape)
     run_dir = Path(cache_dir) if cache_dir is not None else fac_cache_dir() / "augment"
     run_dir = run_dir / key
-    if not map_kwargs.get("load_from_cache_file", True) and ranks.main and run_dir.exists():
-        _clear(run_dir)
-    ranks.barrier()
-    batch_size = int(map_kwargs.get("batch_size") or 32)
-    desc = map_kwargs.get("desc") or "Encoding"
-    work: dict[str, Any] = {"rank": ranks.rank, "world": ranks.world, "data": {}, "anchor": {}}
-    data_prof, data_active = profile_spread(space, data_items, ranks, thr, cache=run_dir / "encoded" / "data",
-                                            batch_size=batch_size, show_progress=show_progress and ranks.main,
-                                            desc=f"{desc} data", work=work["data"])
-    anchor_prof, anchor_active = profile_spread(space, anchor_items, ranks, thr, cache=run_dir / "encoded" / "anchor",
+    # Held until the run is done: the same call running twice would pay for every call twice.
+    with RunLock(run_dir, ranks.rank):
+        if not map_kwargs.get("load_from_cache_file", True) and ranks.main and run_dir.exists():
+            _clear(run_dir)
+        ranks.barrier()
+        batch_size = int(map_kwargs.get("batch_size") or 32)
+        desc = map_kwargs.get("desc") or "Encoding"
+        work: dict[str, Any] = {"rank": ranks.rank, "world": ranks.world, "data": {}, "anchor": {}}
+        data_prof, data_active = profile_spread(space, data_items, ranks, thr, cache=run_dir / "encoded" / "data",
                                                 batch_size=batch_size, show_progress=show_progress and ranks.main,
-                                                desc=f"{desc} anchor", work=work["anchor"])
-    # Chosen once, by the main process: a judge's answers can differ between processes, and
-    # every process must work through the same missing features.
-    chosen = ranks.gather([(0, scorer.relevant(anchor_prof))] if ranks.main else [])[0]
-    before = scorer.fac(data_prof, anchor_prof, chosen)
-    missing = before.missing[:max_features] if max_features is not None else before.missing
+                                                desc=f"{desc} data", work=work["data"])
+        anchor_prof, anchor_active = profile_spread(space, anchor_items, ranks, thr, cache=run_dir / "encoded" / "anchor",
+                                                    batch_size=batch_size, show_progress=show_progress and ranks.main,
+                                                    desc=f"{desc} anchor", work=work["anchor"])
+        # Chosen once, by the main process: a judge's answers can differ between processes, and
+        # every process must work through the same missing features.
+        chosen = ranks.gather([(0, scorer.relevant(anchor_prof))] if ranks.main else [])[0]
+        before = scorer.fac(data_prof, anchor_prof, chosen)
+        missing = before.missing[:max_features] if max_features is not None else before.missing
 
-    def make_target(feature: int) -> Target:
-        rows = _strongest(anchor_active, feature)
-        spans = _anchor_spans(space, [anchor_items[r] for r in rows], feature)
-        scale = float(space.scales[feature])
-        summary = _plain(space.fact(feature).get("summary"))
-        return Target(feature, summary, tuple(feature_spans(space, feature, spans)), scale,
-                      float(thr.per_latent[feature]), tuple(_example(anchor_items[r]) for r in rows))
+        def make_target(feature: int) -> Target:
+            rows = _strongest(anchor_active, feature)
+            spans = _anchor_spans(space, [anchor_items[r] for r in rows], feature)
+            scale = float(space.scales[feature])
+            summary = _plain(space.fact(feature).get("summary"))
+            return Target(feature, summary, tuple(feature_spans(space, feature, spans)), scale,
+                          float(thr.per_latent[feature]), tuple(_example(anchor_items[r]) for r in rows))
 
-    gate = _task_gate(anchor_prof, anchor_active, space, thr) if settings.on_task else None
+        gate = _task_gate(anchor_prof, anchor_active, space, thr) if settings.on_task else None
 
-    dedup = DedupIndex([_as_text(item) for item in data_items], data_active, settings.near_duplicate)
-    synth = Synthesizer(space, gen, data_shape, prompts, Journal(run_dir / "journal", ranks.rank), settings=settings,
-                        seed=seed, threshold=thr, dedup=dedup, ranks=ranks, gate=gate, show_progress=show_progress)
-    result = synth.run(missing, make_target, budget=budget, max_calls=max_calls)
-    # Who did what: each process' encoded blocks, features and generator calls (for logs and tests).
-    work.update(features=synth.features_done, calls=synth.calls_now)
-    _write_json(run_dir / "work" / f"rank-{ranks.rank}.json", work)
+        dedup = DedupIndex([_as_text(item) for item in data_items], data_active, settings.near_duplicate)
+        synth = Synthesizer(space, gen, data_shape, prompts, Journal(run_dir / "journal", ranks.rank), settings=settings,
+                            seed=seed, threshold=thr, dedup=dedup, ranks=ranks, gate=gate, show_progress=show_progress)
+        result = synth.run(missing, make_target, budget=budget, max_calls=max_calls)
+        # Who did what: each process' encoded blocks, features and generator calls (for logs and tests).
+        work.update(features=synth.features_done, calls=synth.calls_now)
+        _write_json(run_dir / "work" / f"rank-{ranks.rank}.json", work)
 
-    after_prof = data_prof.merge(scorer.profile(encode_one_by_one(space, [r.text for r in result.rows]), name="new rows")) \
-        if result.rows else data_prof
-    after = scorer.fac(after_prof, anchor_prof, chosen)
-    out = _assemble(ds, data_shape, result.rows, consts, gen.name, keep_in_memory=map_kwargs.get("keep_in_memory"))
-    report = _report(before, after, result, gen.name, data_shape, settings, seed, thr.delta, budget, max_calls,
-                     missing, consts, len(ds), run_dir, gate)
-    if ranks.main:
-        _write_json(run_dir / "report.json", report)
-        data_prof.save(run_dir / "profiles" / "data")
-        anchor_prof.save(run_dir / "profiles" / "anchor")
-        with open(run_dir / "attempts.jsonl", "w", encoding="utf-8") as fh:
-            for a in result.attempts:
-                fh.write(json.dumps(a.record(), ensure_ascii=False) + "\n")
-        logger.info("FAC %.3f -> %.3f with %d new rows (%d generator calls, acceptance %.2f); report: %s",
-                    before.fac or 0.0, after.fac or 0.0, len(result.rows), result.calls,
-                    report["synthesis"]["acceptance_rate"], run_dir / "report.json")
-    return AugmentResult(out, report, run_dir)
+        after_prof = data_prof.merge(scorer.profile(encode_one_by_one(space, [r.text for r in result.rows]), name="new rows")) \
+            if result.rows else data_prof
+        after = scorer.fac(after_prof, anchor_prof, chosen)
+        out = _assemble(ds, data_shape, result.rows, consts, gen.name, keep_in_memory=map_kwargs.get("keep_in_memory"))
+        report = _report(before, after, result, gen.name, data_shape, settings, seed, thr.delta, budget, max_calls,
+                         missing, consts, len(ds), run_dir, gate)
+        if ranks.main:
+            _write_json(run_dir / "report.json", report)
+            data_prof.save(run_dir / "profiles" / "data")
+            anchor_prof.save(run_dir / "profiles" / "anchor")
+            with open(run_dir / "attempts.jsonl", "w", encoding="utf-8") as fh:
+                for a in result.attempts:
+                    fh.write(json.dumps(a.record(), ensure_ascii=False) + "\n")
+            logger.info("FAC %.3f -> %.3f with %d new rows (%d generator calls, acceptance %.2f); report: %s",
+                        before.fac or 0.0, after.fac or 0.0, len(result.rows), result.calls,
+                        report["synthesis"]["acceptance_rate"], run_dir / "report.json")
+        return AugmentResult(out, report, run_dir)
 
 
 def augment_with_fac(self, anchor, budget: int | None = None, max_calls: int | None = None,

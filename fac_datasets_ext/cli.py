@@ -160,9 +160,21 @@ def cmd_spans(args) -> int:
     return 0
 
 
+def _preflight(args, out_folder: str | None) -> None:
+    """What would fail after the work, checked before it: the output folder can be written, and
+    the feature space (with the per-feature facts a report reads) loads."""
+    from fac_metric import get_feature_space
+    from fac_metric.meaning.report import check_writable_folder
+
+    if out_folder is not None:
+        check_writable_folder(out_folder, "--out")
+    _ = get_feature_space(args.feature_space).facts  # a damaged features.jsonl fails now, not after encoding
+
+
 def cmd_score(args) -> int:
     from fac_metric.meaning import baseline_rows, summary_line, write_report
 
+    _preflight(args, args.out)
     out = _score(args, _texts_or_profile(args.data, args.column), _anchor(args), baselines=args.baselines)
     res = write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor))
     if args.save_profiles:
@@ -281,6 +293,7 @@ def cmd_explain(args) -> int:
         return 0
     if not args.data or not args.anchor:
         raise FacInputError("fac explain needs DATA and --anchor (its missing features are explained), or --features")
+    _preflight(args, args.out)
     out = _score(args, read_texts(args.data, args.column), read_texts(args.anchor, args.anchor_column), gen)
     shown = out.result.missing[: args.n_features]
     labels = explain_features(out.space, shown, gen, spans=out.anchor_spans, show_progress=not args.quiet) if gen else None
@@ -349,6 +362,7 @@ def cmd_augment(args) -> int:
             constants[name] = json.loads(value)
         except ValueError:
             constants[name] = value  # a bare word is a string
+    _check_output(Path(args.out))
     ranks = Ranks.current()
     local = not args.generator.startswith(("http://", "https://"))
     on_device = {"device": ranks.device} if local and ranks.device else {}  # each process on its own GPU
@@ -379,18 +393,48 @@ def _num(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
+_ROW_FILES = (".jsonl", ".json", ".csv", ".parquet")
+
+
+def _check_output(path: Path) -> None:
+    """Refuse, before any work, an output ``_write_rows`` could not write."""
+    from fac_metric import FacInputError
+    from fac_metric.meaning.report import check_writable_folder
+
+    if path.suffix.lower() in _ROW_FILES:
+        if path.is_dir():
+            raise FacInputError(f"-o {path} is a folder: name a {'/'.join(_ROW_FILES)} file, or a folder without a suffix")
+        check_writable_folder(path.parent, "the folder of -o")
+    else:
+        check_writable_folder(path, "-o")
+
+
 def _write_rows(ds, path: Path) -> None:
-    """``ds`` to ``path`` by its suffix (jsonl/json: JSON lines; csv; parquet), else a saved-dataset folder."""
+    """``ds`` to ``path`` by its suffix (jsonl/json: JSON lines; csv; parquet), else a saved-dataset folder.
+
+    Written beside ``path`` first, then renamed over it: a kill never leaves half a file."""
+    import shutil
+
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
-    if suffix in (".jsonl", ".json"):
-        ds.to_json(str(path), lines=True, force_ascii=False)
-    elif suffix == ".csv":
-        ds.to_csv(str(path), index=False)
-    elif suffix == ".parquet":
-        ds.to_parquet(str(path))
-    else:
-        ds.save_to_disk(str(path))
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    try:
+        if suffix in (".jsonl", ".json"):
+            ds.to_json(str(tmp), lines=True, force_ascii=False)
+        elif suffix == ".csv":
+            ds.to_csv(str(tmp), index=False)
+        elif suffix == ".parquet":
+            ds.to_parquet(str(tmp))
+        else:
+            ds.save_to_disk(str(tmp))
+            if path.is_dir():
+                shutil.rmtree(path)
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        elif tmp.exists():
+            tmp.unlink()
 
 
 def _read_rows(paths: list[str], column: str | None) -> list[dict]:

@@ -193,10 +193,12 @@ class Scorer:
         if prof.fingerprint != self.space.fingerprint:
             raise FacMismatchError(f"saved {name} profile was made with another feature space "
                                    f"({prof.fingerprint} vs {self.space.fingerprint}): re-profile it with this one")
-        if prof.threshold != self.threshold:
+        if prof.delta != self.threshold.delta:
             raise FacMismatchError(f"saved {name} profile was counted at δ={prof.delta}, not δ={self.threshold.delta}: "
                                    f"re-profile it (or save its activations, which any δ can count), or pass "
                                    f"threshold={prof.delta}")
+        if prof.threshold != self.threshold:
+            raise FacMismatchError(f"saved {name} profile was counted at {prof.threshold.differs(self.threshold)}")
         return prof
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import html
 import json
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -104,16 +105,59 @@ def _value(x) -> str:
 
 def write_report(out: ScoreOutput, folder: str | Path, *, data_name: str = "data", anchor_name: str = "anchor",
                  explanations: dict[int, dict] | None = None, n_features: int = REPORT_FEATURES) -> dict:
-    """Write the four files into ``folder``; return the result dict."""
+    """Write the four files into ``folder``; return the result dict.
+
+    Each file is made whole in a staging folder beside ``folder`` first, then moved into place,
+    so a failure or a kill midway never leaves half a report (other files in ``folder`` stay)."""
+    import shutil
+
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    check_writable_folder(folder, "the report folder")
     res = result_dict(out, n_features, explanations)
-    (folder / "result.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    _plot(out, folder / "coverage.png", data_name, anchor_name)
-    (folder / "report.md").write_text(_markdown(out, res, data_name, anchor_name), encoding="utf-8")
-    (folder / "report.html").write_text(_html(out, res, data_name, anchor_name, folder / "coverage.png"),
-                                        encoding="utf-8")
+    stage = folder.parent / f".{folder.name}.tmp-{os.getpid()}"
+    stage.mkdir(parents=True, exist_ok=True)
+    try:
+        (stage / "result.json").write_text(json.dumps(res, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        _plot(out, stage / "coverage.png", data_name, anchor_name)
+        (stage / "report.md").write_text(_markdown(out, res, data_name, anchor_name), encoding="utf-8")
+        (stage / "report.html").write_text(_html(out, res, data_name, anchor_name, stage / "coverage.png"),
+                                           encoding="utf-8")
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in REPORT_FILES:
+            os.replace(stage / name, folder / name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
     return res
+
+
+REPORT_FILES = ("result.json", "coverage.png", "report.md", "report.html")
+"""What :func:`write_report` writes into its folder."""
+
+
+def check_writable_folder(folder: str | Path, what: str) -> None:
+    """Refuse, before any work, a ``folder`` that cannot be written: an existing file, or a path
+    whose nearest existing parent is not a writable folder. Creates nothing.
+
+    >>> import tempfile, pathlib
+    >>> f = pathlib.Path(tempfile.mkdtemp()) / "taken"
+    >>> _ = f.write_text("x")
+    >>> check_writable_folder(f / "report", "the report folder")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    fac_metric.errors.FacInputError: the report folder .../taken/report cannot be made: .../taken is a file, not a folder
+    """
+    from fac_metric.errors import FacInputError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise FacInputError(f"{what} {folder} is a file: pass a folder (or a new name)")
+    parent = folder
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise FacInputError(f"{what} {folder} cannot be made: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise FacInputError(f"{what} {folder} cannot be written: {parent} is not writable")
 
 
 # ------------------------------------------------------------------ shared facts of both formats

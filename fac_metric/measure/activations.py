@@ -185,7 +185,10 @@ class SparseActivations(NamedTuple):
             raise FacInputError(f"{path} is not a safetensors activations file: {err}") from err
         if meta.get("format") != ACTIVATIONS_FORMAT:
             raise FacInputError(f"{path} is not a saved activations file (format {meta.get('format')!r})")
-        return cls.from_arrays(arrays, meta.get("fingerprint", ""))
+        try:
+            return cls.from_arrays(arrays, meta.get("fingerprint", "")).check()
+        except (KeyError, IndexError, FacInputError) as err:
+            raise FacInputError(f"{path} is a damaged activations file: {err}") from err
 
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Arrays for safetensors (``d_sae`` as a one-element array; the fingerprint goes in metadata)."""
@@ -200,6 +203,23 @@ class SparseActivations(NamedTuple):
             arrays["indptr"].astype(np.int64), arrays["indices"].astype(np.int32), arrays["values"].astype(np.float32),
             arrays["n_tokens"].astype(np.int32), int(arrays["d_sae"][0]), str(fingerprint),
         )
+
+    def check(self) -> "SparseActivations":
+        """These activations if their arrays fit together (``FacInputError`` saying what does not):
+        what a file read back from disk must pass before anything counts it."""
+        n = len(self.indptr) - 1
+        problems = []
+        if n < 0 or self.indptr[0] != 0 or self.indptr[-1] != len(self.indices) or (np.diff(self.indptr) < 0).any():
+            problems.append("indptr is not a running count of the entries")
+        if len(self.indices) != len(self.values) or len(self.n_tokens) != max(n, 0):
+            problems.append("array lengths disagree")
+        if self.indices.size and (self.indices.min() < 0 or self.indices.max() >= self.d_sae):
+            problems.append(f"latent ids outside [0, {self.d_sae})")
+        if not np.isfinite(self.values).all() or (self.values <= 0).any():
+            problems.append("values that are NaN, infinite or not positive")
+        if problems:
+            raise FacInputError("; ".join(problems))
+        return self
 
     def __eq__(self, other: object) -> bool:  # numpy fields: compare values, not tuples of arrays
         return (isinstance(other, SparseActivations) and self.d_sae == other.d_sae

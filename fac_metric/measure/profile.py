@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import numpy as np
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import save_file
 
 from fac_metric.errors import FacInputError, FacMismatchError
 from fac_metric.measure.activations import SparseActivations
@@ -110,10 +110,7 @@ class FeatureProfile:
                 "profile both with the same feature space"
             )
         if self.threshold != other.threshold:
-            raise FacMismatchError(
-                f"{what} were counted at different thresholds (δ={self.delta} vs δ={other.delta}): "
-                "recompute one at the other's threshold"
-            )
+            raise FacMismatchError(f"{what} were counted at {self.threshold.differs(other.threshold)}")
 
     def save(self, path: str | Path) -> Path:
         """Write ``profile.safetensors`` + ``profile.json`` into folder ``path``."""
@@ -130,16 +127,29 @@ class FeatureProfile:
     def load(cls, path: str | Path) -> "FeatureProfile":
         """A profile saved with :meth:`save` (counts are fixed at its δ: to count at another δ,
         save the activations instead and build a profile from them)."""
+        from fac_metric.saved import check_array, read_arrays, read_json, require
+
         path = Path(path)
         if not (path / PROFILE_META).is_file() or not (path / PROFILE_WEIGHTS).is_file():
             raise FacInputError(f"{path} is not a saved profile (expected {PROFILE_META} and {PROFILE_WEIGHTS})")
-        meta = json.loads((path / PROFILE_META).read_text())
-        arrays = load_file(str(path / PROFILE_WEIGHTS))
-        per = arrays["thresholds"].astype(np.float32)
+        meta_file, weights_file = path / PROFILE_META, path / PROFILE_WEIGHTS
+        meta = read_json(meta_file, "a saved profile")
+        require(meta_file, meta, {"threshold": (int, float), "fingerprint": str, "n_texts": int, "n_tokens": int},
+                "a saved profile")
+        if not np.isfinite(meta["threshold"]) or meta["threshold"] < 0 or meta["n_texts"] < 0 or meta["n_tokens"] < 0:
+            raise FacInputError(f"{meta_file} has threshold={meta['threshold']}, n_texts={meta['n_texts']}, "
+                                f"n_tokens={meta['n_tokens']}: none can be negative or NaN (the file is damaged)")
+        arrays = read_arrays(weights_file, "a saved profile", required=("max_activation", "count", "thresholds"))
+        d_sae = int(meta.get("d_sae", arrays["count"].shape[0] if arrays["count"].ndim == 1 else -1))
+        per = check_array(weights_file, "thresholds", arrays["thresholds"].astype(np.float32), length=d_sae, minimum=0)
         per.setflags(write=False)
-        return cls(arrays["max_activation"].astype(np.float32), arrays["count"].astype(np.int64),
-                   Threshold(float(meta["threshold"]), per, meta["fingerprint"]), int(meta["n_texts"]),
-                   int(meta["n_tokens"]))
+        count = check_array(weights_file, "count", arrays["count"], length=d_sae, minimum=0).astype(np.int64)
+        if count.size and count.max() > meta["n_texts"]:
+            raise FacInputError(f"{weights_file} counts {int(count.max())} texts for latent {int(count.argmax())} but "
+                                f"{meta_file} says the profile holds {meta['n_texts']}: the files do not belong together")
+        top = check_array(weights_file, "max_activation", arrays["max_activation"].astype(np.float32), length=d_sae)
+        return cls(top, count, Threshold(float(meta["threshold"]), per, meta["fingerprint"]), meta["n_texts"],
+                   meta["n_tokens"])
 
     @staticmethod
     def is_saved(path) -> bool:

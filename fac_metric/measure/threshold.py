@@ -59,6 +59,25 @@ class Threshold:
             raise FacMismatchError(f"{what} were made by another feature space ({fingerprint or 'unknown'} vs "
                                    f"{self.fingerprint}): encode them with this feature space")
 
+    def differs(self, other: "Threshold") -> str:
+        """How two thresholds of one space differ, for a message: δ, or (same δ) the per-latent values.
+
+        >>> a = Threshold.relative(1.5, np.array([1.0, 2.0], np.float32), "fp")
+        >>> b = Threshold(1.5, np.array([1.5, 9.0], np.float32), "fp")
+        >>> a.differs(b)
+        'the same δ=1.5 with other per-latent thresholds (1 of 2 latents differ, e.g. latent 1: 3 vs 9): one was made from other scales or edited; recompute it'
+        """
+        if self.delta != other.delta:
+            return f"different thresholds (δ={self.delta:g} vs δ={other.delta:g}): recompute one at the other's δ"
+        if self.per_latent.shape != other.per_latent.shape:
+            return (f"thresholds of different widths ({self.d_sae} vs {other.d_sae} latents): they come from "
+                    "different feature spaces")
+        diff = np.flatnonzero(self.per_latent != other.per_latent)
+        k = int(diff[0]) if diff.size else 0
+        return (f"the same δ={self.delta:g} with other per-latent thresholds ({diff.size} of {self.d_sae} latents "
+                f"differ, e.g. latent {k}: {self.per_latent[k]:g} vs {other.per_latent[k]:g}): one was made from "
+                "other scales or edited; recompute it")
+
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, Threshold) and self.delta == other.delta and self.fingerprint == other.fingerprint
                 and np.array_equal(self.per_latent, other.per_latent))

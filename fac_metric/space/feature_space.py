@@ -94,10 +94,9 @@ class SpaceConfig:
 
     @classmethod
     def read(cls, folder: Path) -> "SpaceConfig":
-        try:
-            meta = json.loads((folder / SPACE_FILE).read_text())
-        except ValueError as err:
-            raise FacModelError(f"{folder / SPACE_FILE} is not valid JSON: {err}") from err
+        from fac_metric.saved import read_json
+
+        meta = read_json(folder / SPACE_FILE, "a feature-space config", error=FacModelError)
         if meta.get("format_version", 0) > FORMAT_VERSION:
             raise FacModelError(f"{folder} was written by a newer fac (format {meta['format_version']}): upgrade fac")
         known = {f.name for f in dataclasses.fields(cls)}
@@ -232,7 +231,7 @@ class FeatureSpace:
         """
         folder = resolve_space_folder(path, revision=revision, token=token)
         cfg = SpaceConfig.read(folder)
-        stats = load_np(str(folder / STATS_FILE)) if (folder / STATS_FILE).is_file() else {}
+        stats = _read_stats(folder / STATS_FILE) if (folder / STATS_FILE).is_file() else {}
         background = SparseActivations.from_arrays({k[3:]: v for k, v in stats.items() if k.startswith("bg_")}) if "bg_indptr" in stats else None
         space = cls.from_components(
             model if model is not None else cfg.model,
@@ -293,8 +292,9 @@ class FeatureSpace:
     def facts(self) -> list[dict]:
         """Per-latent facts (``features.jsonl``): scale, background share, top spans, summary, ..."""
         if self._facts_file is not None:
-            text = self._facts_file.read_text(encoding="utf-8")
-            self._facts = [json.loads(line) for line in text.splitlines() if line.strip()]
+            from fac_metric.saved import read_jsonl
+
+            self._facts = read_jsonl(self._facts_file, "per-feature facts of a feature space", error=FacModelError)
             self._facts_file = None
         return self._facts
 
@@ -564,6 +564,23 @@ def _tapped(chunks: Iterable[SparseActivations], on_chunk: Callable[[SparseActiv
     for chunk in chunks:
         on_chunk(chunk)
         yield chunk
+
+
+def _read_stats(path: Path) -> dict[str, np.ndarray]:
+    """``feature_stats.safetensors``, checked: scales finite and positive (δ x scale must mean
+    something), the background's arrays consistent with each other."""
+    from fac_metric.saved import check_array, read_arrays
+
+    stats = read_arrays(path, "feature-space stats", error=FacModelError)
+    if "scale" in stats:
+        check_array(path, "scale", stats["scale"], above=0, error=FacModelError)
+    if "bg_indptr" in stats:
+        try:
+            SparseActivations.from_arrays({k[3:]: v for k, v in stats.items() if k.startswith("bg_")}).check()
+        except (KeyError, ValueError) as err:
+            raise FacModelError(f"{path}: the background activations are damaged ({err})") from err
+        check_array(path, "bg_values", stats["bg_values"], error=FacModelError)
+    return stats
 
 
 def get_feature_space(spec: Any = None, *, device: str | None = None, dtype: str = "auto") -> FeatureSpace:
