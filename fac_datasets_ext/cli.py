@@ -164,7 +164,7 @@ def _preflight(args, out_folder: str | None) -> None:
     """What would fail after the work, checked before it: the output folder can be written, and
     the feature space (with the per-feature facts a report reads) loads."""
     from fac_metric import get_feature_space
-    from fac_metric.meaning.report import check_writable_folder
+    from fac_metric.meaning import check_writable_folder
 
     if out_folder is not None:
         check_writable_folder(out_folder, "--out")
@@ -399,7 +399,7 @@ _ROW_FILES = (".jsonl", ".json", ".csv", ".parquet")
 def _check_output(path: Path) -> None:
     """Refuse, before any work, an output ``_write_rows`` could not write."""
     from fac_metric import FacInputError
-    from fac_metric.meaning.report import check_writable_folder
+    from fac_metric.meaning import check_writable_folder
 
     if path.suffix.lower() in _ROW_FILES:
         if path.is_dir():

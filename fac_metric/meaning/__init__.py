@@ -17,6 +17,6 @@ __getattr__, __dir__ = lazy_names(__name__, {
     "summarize": _EX, "CANNOT_TELL": _EX,
     "relevant_table": "fac_metric.meaning.relevant", "form_warning": "fac_metric.meaning.relevant",
     "feature_is_form": "fac_metric.meaning.relevant",
-    "summary_line": _RE, "write_report": _RE, "result_dict": _RE, "top_missing": _RE, "baseline_rows": _RE,
+    "summary_line": _RE, "write_report": _RE, "check_writable_folder": _RE, "result_dict": _RE, "top_missing": _RE, "baseline_rows": _RE,
 })
 __all__ = sorted(__dir__())
