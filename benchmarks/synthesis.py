@@ -20,8 +20,8 @@ one-step draws). Measured side by side in one run:
 2. Missing features covered per 100 generator calls: features with at least one accepted row ÷
    all the arm's generator calls x 100, both arms, and their ratio.
 3. Synthesis throughput ÷ bare batched ``generate`` throughput (target >= 0.8). The generator
-   is wrapped in a recording ``Generator`` that forwards every ``generate(prompts, **kwargs)``
-   call to the real one and keeps the call; ``Synthesizer.run`` (describing each feature,
+   is wrapped in a recording ``Generator`` that forwards every ``complete(prompts, seeds, **kwargs)``
+   call (``generate`` goes through it) to the real one and keeps the call; ``Synthesizer.run`` (describing each feature,
    drawing, encoding and verifying each sample, dedup, journal writes; not the encoding of the
    data and anchor, nor FAC before/after) is timed in the contrastive arm. Right after, in the
    same process, the recorded calls are replayed on the bare generator and timed. Seeds are per
@@ -50,7 +50,7 @@ THROUGHPUT_TARGET = 0.8
 
 
 def make_recorder(inner):
-    """A ``Generator`` that forwards to ``inner`` and keeps each ``generate`` call's arguments and time."""
+    """A ``Generator`` that forwards to ``inner`` and keeps each ``complete`` call's arguments and time."""
     from fac_metric.llm import Generator
 
     class Recording(Generator):
@@ -65,12 +65,13 @@ def make_recorder(inner):
             self.recording = False
             self.seconds = 0.0
 
-        def generate(self, prompts, **kwargs):
+        def complete(self, prompts, seeds, **kwargs):  # generate() comes here too
             start = time.perf_counter()
-            out = self.inner.generate(prompts, **kwargs)
+            out = self.inner.complete(prompts, seeds, **kwargs)
             self.seconds += time.perf_counter() - start
             if self.recording:
-                self.calls.append((list(prompts), dict(kwargs), out))
+                kwargs.pop("on_answer", None)  # the journal's callback: not part of the request
+                self.calls.append((list(prompts), [list(s) for s in seeds], dict(kwargs), out))
             return out
 
         def score(self, prompt, options):
@@ -140,13 +141,13 @@ def run_arm(name: str, contrastive: bool, train, anchor, gen, args, root: Path) 
 
 
 def replay(gen, calls) -> dict:
-    """The recorded ``generate`` calls again, on the bare generator, timed; and whether they match."""
+    """The recorded ``complete`` calls again, on the bare generator, timed; and whether they match."""
     tokens0 = gen.stats.completion_tokens
     same = total = 0
     start = time.perf_counter()
-    answers = [gen.generate(prompts, **kwargs) for prompts, kwargs, _ in calls]
+    answers = [gen.complete(prompts, seeds, **kwargs) for prompts, seeds, kwargs, _ in calls]
     seconds = time.perf_counter() - start
-    for (_, _, recorded), again in zip(calls, answers):
+    for (*_, recorded), again in zip(calls, answers):
         for a, b in zip(recorded, again):
             total += len(a)
             same += sum(x == y for x, y in zip(a, b))

@@ -22,7 +22,10 @@ import json
 import logging
 import os
 import sys
+import warnings
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 os.environ.setdefault("WANDB_MODE", "disabled")
 
@@ -52,6 +55,13 @@ def _add_generator_options(p, *, default: str | None, purpose: str) -> None:
                    help=f"LLM {purpose}: 'local' (the embedded SmolLM2), a model folder, or an OpenAI-compatible "
                         f"URL such as http://127.0.0.1:8000/v1 (default: {default or 'none'})")
     p.add_argument("--generator-model", help="model id at an HTTP --generator (default: the only one it serves)")
+    p.add_argument("--timeout", type=float, default=60.0,
+                   help="HTTP --generator: seconds one request may take in all, reading included (default 60)")
+    p.add_argument("--max-retries", type=int, default=3,
+                   help="HTTP --generator: retries of a failed request (429, 5xx, network, timeout; default 3)")
+    p.add_argument("--max-failures", type=int, default=8,
+                   help="HTTP --generator: stop after this many completions in a row failed for good; what was "
+                        "answered is kept and a rerun resumes (default 8)")
 
 
 def _add_relevance_options(p) -> None:
@@ -224,6 +234,8 @@ def _generator(args, **kwargs):
         return None
     from fac_metric.llm import get_generator
 
+    if str(args.generator).startswith(("http://", "https://")):
+        kwargs.update(timeout=args.timeout, max_retries=args.max_retries, max_failures=args.max_failures)
     return get_generator(args.generator, model=args.generator_model, **kwargs)
 
 
@@ -462,14 +474,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextmanager
+def _plain_warnings(command: str) -> Iterator[None]:
+    """Print our ``FacWarning``s as ``fac <command>: warning: ...`` (not with a source line)."""
+    from fac_metric import FacWarning
+
+    original = warnings.showwarning
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        if issubclass(category, FacWarning):
+            print(f"fac {command}: warning: {message}", file=sys.stderr)
+        else:
+            original(message, category, filename, lineno, file, line)
+
+    warnings.showwarning = show
+    try:
+        yield
+    finally:
+        warnings.showwarning = original
+
+
 def main(argv: list[str] | None = None) -> int:
     from fac_metric import FacError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        return {"score": cmd_score, "train-sae": cmd_train_sae, "spans": cmd_spans, "explain": cmd_explain,
-                "augment": cmd_augment}[args.command](args)
+        with _plain_warnings(args.command):
+            return {"score": cmd_score, "train-sae": cmd_train_sae, "spans": cmd_spans, "explain": cmd_explain,
+                    "augment": cmd_augment}[args.command](args)
     except FacError as err:
         if args.debug:
             import traceback

@@ -31,6 +31,7 @@ from typing import Callable, Sequence
 import numpy as np
 
 from fac_metric import FacInputError, Threshold
+from fac_metric.llm import completion_seed
 from fac_metric.meaning import Span, TopSpans, render_spans
 
 from .dedup import DedupIndex, copies, normalise
@@ -335,29 +336,42 @@ class Synthesizer:
     def _draw(self, step: str, prompts: dict[int, Prompt], n: int, max_new_tokens: int) -> dict[int, list[str | None]]:
         """``n`` completions per feature's prompt, from the journal where answered, else the generator.
 
-        Asked ``wave`` completions at a time; each answer is journaled before the next call.
+        Each completion is journaled the moment it arrives (``on_answer``), under its own key, so
+        an answer that was paid for is never asked for again: not after a kill, and not when
+        another completion of the same prompt failed (only the missing ones are asked, with the
+        seeds they would have had). At most ``wave`` completions are asked per call.
         """
         out: dict[int, list[str | None]] = {}
-        todo = []
+        todo: list[tuple[int, int]] = []  # (feature, j) still to ask
         for feature, prompt in prompts.items():
-            known = self.journal.get(answer_key(step, feature, prompt_text(prompt)))
-            if known is not None and len(known) == n:
-                out[feature] = known
-            else:
-                todo.append((feature, prompt))
-        per_call = max(1, self.wave // n)
+            key = answer_key(step, feature, prompt_text(prompt))
+            whole = self.journal.get(key)  # runs before per-completion records kept one list per prompt
+            texts = [self.journal.get(f"{key}|{j}", whole[j] if isinstance(whole, list) and len(whole) == n else None)
+                     for j in range(n)]
+            out[feature] = texts
+            todo += [(feature, j) for j, text in enumerate(texts) if text is None]
         s = self.settings
-        for start in range(0, len(todo), per_call):
-            part = todo[start : start + per_call]
-            answers = self.generator.generate(
-                [p for _, p in part], n=n, temperature=s.temperature, top_p=s.top_p, max_new_tokens=max_new_tokens,
-                seed=[draw_seed(self.seed, f, step) for f, _ in part], errors="none",
+        for start in range(0, len(todo), self.wave):
+            part = todo[start : start + self.wave]
+            features = list(dict.fromkeys(f for f, _ in part))
+            wanted = {f: [j for g, j in part if g == f] for f in features}
+            keys = {f: answer_key(step, f, prompt_text(prompts[f])) for f in features}
+
+            def journal(i: int, k: int, text: str | None) -> None:
+                feature = features[i]
+                if text is not None:  # a failed request is no answer: asked again on resume
+                    self.journal.put(f"{keys[feature]}|{wanted[feature][k]}", text)
+
+            answers = self.generator.complete(
+                [prompts[f] for f in features],
+                [[completion_seed(draw_seed(self.seed, f, step), 0, j) for j in wanted[f]] for f in features],
+                temperature=s.temperature, top_p=s.top_p, max_new_tokens=max_new_tokens, errors="none",
+                on_answer=journal,
             )
-            self.calls_now += n * len(part)
-            for (feature, prompt), texts in zip(part, answers):
-                out[feature] = texts
-                if all(t is not None for t in texts):  # a failed request is asked again on resume
-                    self.journal.put(answer_key(step, feature, prompt_text(prompt)), texts)
+            self.calls_now += len(part)
+            for feature, texts in zip(features, answers):
+                for j, text in zip(wanted[feature], texts):
+                    out[feature][j] = text
         return out
 
     def _verify(self, t: Target, step: str, texts: list[str | None], prompt: Prompt,
@@ -431,26 +445,28 @@ class Synthesizer:
         return complete, len(rows) * len(fields)
 
     def _respond(self, name: str, prompts: dict[int, str], rows: list[NewRow]) -> dict[int, str]:
+        """The generated ``name`` field of each row in ``prompts``: journaled where answered, else
+        asked (each answer journaled as it arrives); ``""`` where the generator failed."""
         keys = {k: response_key(name, rows[k].feature, rows[k].index) for k in prompts}
-        out: dict[int, str] = {}
-        todo = [k for k in prompts if self.journal.get(keys[k]) is None]
-        for k in prompts:
-            if k not in todo:
-                out[k] = self.journal.get(keys[k])
+        out: dict[int, str] = {k: self.journal.get(keys[k]) for k in prompts if keys[k] in self.journal}
+        todo = [k for k in prompts if k not in out]
         s = self.settings
         for start in range(0, len(todo), self.wave):
             part = todo[start : start + self.wave]
+
+            def journal(i: int, _: int, text: str | None) -> None:
+                if text is not None:  # a failed request is no answer: asked again on resume
+                    self.journal.put(keys[part[i]], clean_sample(text, max_chars=8000))
+
             answers = self.generator.generate(
                 [prompts[k] for k in part], temperature=s.temperature, top_p=s.top_p, max_new_tokens=s.response_tokens,
                 seed=[draw_seed(self.seed, rows[k].feature, f"{name}|{rows[k].index}") for k in part], errors="none",
+                on_answer=journal,
             )
             self.calls_now += len(part)
             for k, (text,) in zip(part, answers):
                 out[k] = clean_sample(text, max_chars=8000) if text is not None else ""
-                if text is not None:
-                    self.journal.put(keys[k], out[k])
         return out
-
 
 def _mark(span: str, peak: str) -> str:
     """A span with its peak token marked, as in the step-1 fragments."""

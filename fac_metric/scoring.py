@@ -37,7 +37,7 @@ from fac_metric.measure.choices import COVERAGES, DEFAULT_COVERAGE, default_rele
 from fac_metric.measure.match import AnchorMatch
 from fac_metric.measure.profile import FACResult, FeatureProfile, fac
 from fac_metric.measure.relevance import Relevance, RelevanceSpec, select_relevant
-from fac_metric.measure.threshold import Threshold
+from fac_metric.measure.threshold import Threshold, mismatch
 from fac_metric.meaning.spans import TopSpans
 from fac_metric.space.feature_space import FeatureSpace, get_feature_space
 from fac_metric.space.tokenization import NonBlank
@@ -191,8 +191,8 @@ class Scorer:
 
     def _checked(self, prof: FeatureProfile, name: str) -> FeatureProfile:
         if prof.fingerprint != self.space.fingerprint:
-            raise FacMismatchError(f"saved {name} profile was made with another feature space "
-                                   f"({prof.fingerprint} vs {self.space.fingerprint}): re-profile it with this one")
+            raise FacMismatchError(f"saved {name} profile was made by {mismatch(prof.fingerprint, self.space.fingerprint)}: "
+                                   "re-profile it with this one")
         if prof.delta != self.threshold.delta:
             raise FacMismatchError(f"saved {name} profile was counted at δ={prof.delta}, not δ={self.threshold.delta}: "
                                    f"re-profile it (or save its activations, which any δ can count), or pass "

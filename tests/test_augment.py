@@ -327,8 +327,9 @@ def test_a_failing_generator_loses_nothing_and_is_asked_again(fake_endpoint, spa
     shown = "Fragments where it fires, peak [[marked]]:\n{spans}\nWrite one more."
     kwargs = dict(max_features=3, samples_per_feature=1, feature_space=space, cache_dir=tmp_path, show_progress=False,
                   templates={"step1": shown, "step2": shown}, on_task=False)  # garden notes are not IFEval requests
+    # max_failures=None: this run should see every failure (the breaker has its own test in test_hostile).
     first = fac_datasets_ext.augment(train, anchor_texts[:40], generator=HTTPGenerator(
-        endpoint.url, model=FAKE_MODEL, max_retries=0, concurrency=1), **kwargs)
+        endpoint.url, model=FAKE_MODEL, max_retries=0, concurrency=1, max_failures=None), **kwargs)
     asked = len(endpoint.requests)
     assert first.report["new_rows"] == 0 and first.report["synthesis"]["rejected"] == {"generator failed": 3}
     assert asked == 9 and first.dataset.to_list() == [{**r, "fac_synthetic": False, "fac_target_feature": None,

@@ -2,6 +2,7 @@
 
 import pytest
 
+from fac_metric import FacMismatchError
 from fac_metric.space.feature_space import FeatureSpace
 from fac_metric.scoring import score
 
@@ -34,11 +35,16 @@ def test_bf16_forced_encodes_close_to_fp32_and_augment_encodes_in_fp32(space, he
     from fac_metric import SparseActivations
 
     bf16 = FeatureSpace.load(dtype="bfloat16")
-    assert bf16.dtype == "bfloat16" and bf16.fingerprint == space.fingerprint  # same space, other arithmetic
+    # Same space, other arithmetic: the fingerprint says so, and counts of the two never mix silently.
+    assert bf16.dtype == "bfloat16" and bf16.fingerprint == space.fingerprint + "-bfloat16"
     texts = heldout_texts[:20]
     a, b = space.profile(texts, show_progress=False), bf16.profile(texts, show_progress=False)
     jaccard = (a.active & b.active).sum() / (a.active | b.active).sum()
     assert jaccard > 0.9, jaccard
+    with pytest.raises(FacMismatchError, match=r"another dtype \(bfloat16, not float32"):
+        a.merge(b)
+    with pytest.raises(FacMismatchError, match="another dtype"):
+        score(texts, b, feature_space=space, show_progress=False, coverage="binary")
     out = fac_datasets_ext.augment(datasets.Dataset.from_dict({"text": texts}), anchor_texts[:30], max_calls=0,
                                    generator=local_generator, cache_dir=tmp_path, show_progress=False)
     (block,) = (out.run_dir / "encoded" / "data").glob("block-*.safetensors")

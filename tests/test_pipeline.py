@@ -68,7 +68,7 @@ def test_activations_and_thresholds_of_another_space_are_refused(space, heldout_
         Scorer(other).profile(SparseActivations.load(acts.save(tmp_path / "a.safetensors")))
     with pytest.raises(FacMismatchError, match="another feature space"):
         other.threshold_at(space.threshold)
-    with pytest.raises(FacMismatchError, match="different feature spaces"):
+    with pytest.raises(FacMismatchError, match="another feature space"):
         SparseActivations.concat([acts, other.encode(heldout_texts[:1], show_progress=False)])
     saved = space.profile(heldout_texts[:3], show_progress=False).save(tmp_path / "p")
     with pytest.raises(FacMismatchError, match="another feature space"):

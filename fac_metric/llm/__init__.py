@@ -13,7 +13,7 @@ _B = "fac_metric.llm.base"
 _C = "fac_metric.llm.answer_cache"
 __getattr__, __dir__ = lazy_names(__name__, {
     "Generator": _B, "GeneratorError": _B, "GenerationStats": _B, "Sampling": _B, "completion_seed": _B,
-    "Prompt": _B, "LocalGenerator": "fac_metric.llm.local", "HTTPGenerator": "fac_metric.llm.http",
+    "Prompt": _B, "OnAnswer": _B, "LocalGenerator": "fac_metric.llm.local", "HTTPGenerator": "fac_metric.llm.http",
     "get_generator": "fac_metric.llm.registry", "JsonlCache": _C, "llm_cache": _C, "cache_key": _C,
 })
 __all__ = sorted(__dir__())

@@ -2,9 +2,10 @@
 
 Owns: turning prompts (a string = one user turn, or a list of ``{"role", "content"}`` messages)
 into ``n`` seeded completions each, with a local model (``LocalGenerator``: own sampling loop,
-batched, batch-invariant) or over HTTP (``HTTPGenerator``: ``/v1/chat/completions`` through
-``huggingface_hub.InferenceClient``, concurrent, with timeouts and retries), scoring options by
-log-likelihood (local only), and counting requests, failures and retries. Must not: know about
+batched, batch-invariant) or over HTTP (``HTTPGenerator``: ``/v1/chat/completions`` through huggingface_hub's HTTP session,
+concurrent, with total deadlines, retries and a circuit breaker), handing each completion to the
+caller as it arrives (``on_answer``: so a caller can journal paid answers one by one), scoring
+options by log-likelihood (local only), and counting requests, failures and retries. Must not: know about
 SAEs, features or coverage, or cache results (callers key their caches on ``Generator.name``).
 
 Seeding: completion ``j`` of prompt ``i`` is sampled with ``completion_seed(seed, i, j)`` =
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Sequence, Union
+from typing import Callable, Sequence, Union
 
 import numpy as np
 
@@ -38,7 +39,12 @@ Prompt = Union[str, list[dict]]
 
 ERROR_MODES = ("raise", "none")
 API_KEY_ENV = ("FAC_API_KEY", "OPENAI_API_KEY", "HF_TOKEN")
-"""Environment variables read, in this order, when ``HTTPGenerator`` gets no ``api_key``."""
+"""Environment variables read, in this order, when ``HTTPGenerator`` gets no ``api_key``
+(``HF_TOKEN`` only for Hugging Face hosts)."""
+
+OnAnswer = Callable[[int, int, Union[str, None]], None]
+"""``on_answer(i, j, text)``: completion ``j`` of prompt ``i`` has arrived (``None``: it failed
+for good), called in the caller's thread before the next answer is handed over."""
 
 
 class GeneratorError(FacError, RuntimeError):
@@ -101,6 +107,8 @@ class Generator:
 
     def __init__(self) -> None:
         self.stats = GenerationStats()
+        self._breaker_lock = threading.Lock()
+        self._failed_in_a_row = 0
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -115,6 +123,7 @@ class Generator:
         max_new_tokens: int = 256,
         seed: int | Sequence[int] = 0,
         errors: str = "raise",
+        on_answer: OnAnswer | None = None,
     ) -> list[list[str | None]]:
         """For each prompt, ``n`` completions: the assistant's text, without special tokens.
 
@@ -122,30 +131,74 @@ class Generator:
         ``completion_seed(seed[i], 0, j)`` when ``seed`` is a list with one seed per prompt;
         ``temperature=0`` decodes greedily. ``errors="raise"``: a completion that still fails
         after its retries raises ``GeneratorError``; ``errors="none"``: it comes back as ``None``
-        and counts in ``stats.failures``.
+        and counts in ``stats.failures``. ``on_answer`` sees each completion as it arrives. A
+        backend with ``max_failures`` raises ``GeneratorError`` once that many completions in a
+        row (across calls) have failed: the endpoint is taken for dead.
+        """
+        if n < 1:
+            raise FacInputError(f"n={n} must be at least 1")
+        if isinstance(seed, (int, np.integer)):
+            seeds = [[completion_seed(int(seed), i, j) for j in range(n)] for i in range(len(prompts))]
+        else:
+            per_prompt = [int(s) for s in seed]
+            if len(per_prompt) != len(prompts):
+                raise FacInputError(f"seed has {len(per_prompt)} values for {len(prompts)} prompts: pass one per prompt, or one int")
+            seeds = [[completion_seed(s, 0, j) for j in range(n)] for s in per_prompt]
+        return self.complete(prompts, seeds, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
+                             errors=errors, on_answer=on_answer)
+
+    def complete(
+        self,
+        prompts: Sequence[Prompt],
+        seeds: Sequence[Sequence[int]],
+        *,
+        temperature: float = 0.8,
+        top_p: float = 0.9,
+        max_new_tokens: int = 256,
+        errors: str = "raise",
+        on_answer: OnAnswer | None = None,
+    ) -> list[list[str | None]]:
+        """Like ``generate``, with each completion's seed given: prompt ``i`` gets one completion
+        per seed in ``seeds[i]``. What lets a caller ask again for just the completions it lacks:
+        ``complete([p], [[completion_seed(s, 0, 3)]])`` is completion 3 of ``generate([p], n=4, seed=[s])``.
         """
         chats = _chats(prompts)
-        if n < 1 or max_new_tokens < 1:
-            raise FacInputError(f"n={n} and max_new_tokens={max_new_tokens} must both be at least 1")
+        if max_new_tokens < 1:
+            raise FacInputError(f"max_new_tokens={max_new_tokens} must be at least 1")
         if temperature < 0 or not 0 < top_p <= 1:
             raise FacInputError(f"temperature={temperature} must be >= 0 and top_p={top_p} in (0, 1]")
         if errors not in ERROR_MODES:
             raise FacInputError(f"errors={errors!r} is not one of {ERROR_MODES}")
-        if isinstance(seed, (int, np.integer)):
-            seeds = [[completion_seed(int(seed), i, j) for j in range(n)] for i in range(len(chats))]
-        else:
-            per_prompt = [int(s) for s in seed]
-            if len(per_prompt) != len(chats):
-                raise FacInputError(f"seed has {len(per_prompt)} values for {len(chats)} prompts: pass one per prompt, or one int")
-            seeds = [[completion_seed(s, 0, j) for j in range(n)] for s in per_prompt]
+        if len(seeds) != len(chats) or any(not isinstance(s, Sequence) or not s for s in seeds):
+            raise FacInputError(f"seeds needs one non-empty list of seeds per prompt ({len(chats)} prompts)")
+        seeds = [[int(x) for x in s] for s in seeds]
         if not chats:
             return []
-        return self._generate(chats, seeds, Sampling(float(temperature), float(top_p), int(max_new_tokens)), errors)
+        return self._generate(chats, seeds, Sampling(float(temperature), float(top_p), int(max_new_tokens)), errors,
+                              on_answer)
 
     def _generate(self, chats: list[list[dict]], seeds: list[list[int]], sampling: Sampling,
-                  errors: str) -> list[list[str | None]]:
-        """``len(seeds[i])`` completions of chat ``i``, completion ``j`` sampled with ``seeds[i][j]``."""
+                  errors: str, on_answer: OnAnswer | None) -> list[list[str | None]]:
+        """``len(seeds[i])`` completions of chat ``i``, completion ``j`` sampled with ``seeds[i][j]``;
+        each handed to ``self._answered`` as it arrives."""
         raise NotImplementedError
+
+    max_failures: int | None = None
+    """Completions failed in a row after which the backend is taken for dead (None: never)."""
+
+    def _answered(self, i: int, j: int, text: str | None, on_answer: OnAnswer | None, why: str = "") -> None:
+        """Hand one completion to the caller, and trip the circuit breaker on too many failures in a row."""
+        if on_answer is not None:
+            on_answer(i, j, text)
+        with self._breaker_lock:
+            self._failed_in_a_row = 0 if text is not None else self._failed_in_a_row + 1
+            dead = self.max_failures is not None and self._failed_in_a_row >= self.max_failures
+        if dead:
+            raise GeneratorError(
+                f"{self.name}: {self._failed_in_a_row} completions failed in a row, the last: {why or 'no answer'}. "
+                "Taken for dead: check the endpoint, then run again; answers already received are kept "
+                "(a run resumes from its journal)"
+            )
 
     def score(self, prompt: Prompt, options: Sequence[str]) -> list[float]:
         """Log-likelihood of each option as the assistant's reply to ``prompt`` (sum of token log-probs)."""

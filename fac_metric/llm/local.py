@@ -9,7 +9,7 @@ from typing import Sequence
 import torch
 
 from fac_metric.errors import FacInputError
-from fac_metric.llm.base import Generator, GeneratorError, Prompt, Sampling, _chats
+from fac_metric.llm.base import Generator, GeneratorError, OnAnswer, Prompt, Sampling, _chats
 
 
 class LocalGenerator(Generator):
@@ -77,7 +77,7 @@ class LocalGenerator(Generator):
         return list(self.tokenizer.apply_chat_template(chat, add_generation_prompt=True, tokenize=True, return_dict=False))
 
     def _generate(self, chats: list[list[dict]], seeds: list[list[int]], sampling: Sampling,
-                  errors: str) -> list[list[str | None]]:
+                  errors: str, on_answer: OnAnswer | None) -> list[list[str | None]]:
         ids = [self._encode(chat) for chat in chats]
         # Rows of similar length share a batch (less padding); the order cannot change any result.
         rows = sorted(((i, j) for i in range(len(chats)) for j in range(len(seeds[i]))), key=lambda r: len(ids[r[0]]))
@@ -92,6 +92,8 @@ class LocalGenerator(Generator):
                 prompt_tokens=sum(len(ids[i]) for i, _ in batch),
                 completion_tokens=sum(len(t) for t in new_tokens),
             )
+            for i, j in batch:
+                self._answered(i, j, out[i][j], on_answer)
         return out
 
     @torch.inference_mode()

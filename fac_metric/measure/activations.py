@@ -23,6 +23,7 @@ from typing import Iterable, NamedTuple, Sequence
 import numpy as np
 
 from fac_metric.errors import FacInputError, FacMismatchError
+from fac_metric.measure.threshold import mismatch
 
 ACTIVATIONS_FORMAT = "fac-activations/1"
 
@@ -98,8 +99,9 @@ class SparseActivations(NamedTuple):
             raise FacMismatchError("cannot concatenate activations of SAEs of different widths: encode all parts "
                                    "with one feature space")
         if any(p.fingerprint != fingerprint for p in parts):
-            raise FacMismatchError("cannot concatenate activations of different feature spaces: encode all parts "
-                                   "with one feature space")
+            other = next(p.fingerprint for p in parts if p.fingerprint != fingerprint)
+            raise FacMismatchError(f"cannot concatenate activations of {mismatch(other, fingerprint)}: encode all "
+                                   "parts with one feature space, in one dtype")
         offsets = np.cumsum([0] + [len(p.indices) for p in parts[:-1]])
         indptr = np.concatenate([[0]] + [p.indptr[1:] + off for p, off in zip(parts, offsets)]).astype(np.int64)
         return cls(

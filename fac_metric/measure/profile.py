@@ -30,7 +30,7 @@ from safetensors.numpy import save_file
 
 from fac_metric.errors import FacInputError, FacMismatchError
 from fac_metric.measure.activations import SparseActivations
-from fac_metric.measure.threshold import Threshold
+from fac_metric.measure.threshold import Threshold, mismatch
 
 PROFILE_WEIGHTS = "profile.safetensors"
 PROFILE_META = "profile.json"
@@ -105,10 +105,8 @@ class FeatureProfile:
     def check_compatible(self, other: "FeatureProfile", what: str = "profiles") -> None:
         """Refuse to combine profiles of other feature spaces or thresholds."""
         if self.fingerprint != other.fingerprint:
-            raise FacMismatchError(
-                f"{what} come from different feature spaces ({self.fingerprint} vs {other.fingerprint}): "
-                "profile both with the same feature space"
-            )
+            raise FacMismatchError(f"{what} do not mix: one was made by {mismatch(other.fingerprint, self.fingerprint)}; "
+                                   "profile both with the same feature space, in one dtype")
         if self.threshold != other.threshold:
             raise FacMismatchError(f"{what} were counted at {self.threshold.differs(other.threshold)}")
 

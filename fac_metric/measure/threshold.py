@@ -27,6 +27,33 @@ import numpy as np
 from fac_metric.errors import FacInputError, FacMismatchError
 
 
+def with_dtype(fingerprint: str, dtype: str) -> str:
+    """The fingerprint of a feature space computing in ``dtype``: unchanged for float32, marked
+    otherwise. bf16 arithmetic changes a few latents' activations (and which batch-mates a text
+    had matters to it), so its activations and counts must not mix silently with fp32 ones.
+
+    >>> with_dtype("9f2c", "float32"), with_dtype("9f2c", "bfloat16")
+    ('9f2c', '9f2c-bfloat16')
+    """
+    return fingerprint if dtype == "float32" else f"{fingerprint}-{dtype}"
+
+
+def mismatch(theirs: str | None, ours: str) -> str:
+    """Why two fingerprints differ, for a message: another space, or the same in another dtype.
+
+    >>> mismatch("9f2c-bfloat16", "9f2c")
+    'the same feature space computing in another dtype (bfloat16, not float32: bf16 changes a few activations)'
+    >>> mismatch("77aa", "9f2c")
+    'another feature space (77aa vs 9f2c)'
+    """
+    base_a, _, dtype_a = (theirs or "").partition("-")
+    base_b, _, dtype_b = ours.partition("-")
+    if theirs and base_a == base_b:
+        return (f"the same feature space computing in another dtype ({dtype_a or 'float32'}, not "
+                f"{dtype_b or 'float32'}: bf16 changes a few activations)")
+    return f"another feature space ({theirs or 'unknown'} vs {ours})"
+
+
 @dataclass(frozen=True, eq=False)
 class Threshold:
     """δ (relative), the absolute per-latent activations it stands for, and their feature space."""
@@ -56,8 +83,8 @@ class Threshold:
     def check(self, fingerprint: str, what: str = "activations") -> None:
         """Refuse ``what`` made by another feature space than this threshold's."""
         if fingerprint != self.fingerprint:
-            raise FacMismatchError(f"{what} were made by another feature space ({fingerprint or 'unknown'} vs "
-                                   f"{self.fingerprint}): encode them with this feature space")
+            raise FacMismatchError(f"{what} were made by {mismatch(fingerprint, self.fingerprint)}: encode them "
+                                   "with this feature space, in one dtype")
 
     def differs(self, other: "Threshold") -> str:
         """How two thresholds of one space differ, for a message: δ, or (same δ) the per-latent values.

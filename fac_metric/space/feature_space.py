@@ -37,7 +37,7 @@ from tqdm.auto import tqdm
 from fac_metric.errors import FacInputError, FacModelError
 from fac_metric.measure.activations import SparseActivations
 from fac_metric.measure.profile import FeatureProfile
-from fac_metric.measure.threshold import Threshold
+from fac_metric.measure.threshold import Threshold, with_dtype
 from fac_metric.space.layer_reader import LayerReader, auto_dtype, hook_for_layer, layer_of_hook
 from fac_metric.space.models import DEFAULT_LM, load_lm, offline
 from fac_metric.space.sae_io import load_sae
@@ -359,7 +359,8 @@ class FeatureSpace:
 
     @property
     def fingerprint(self) -> str:
-        """Identity of what ``encode`` computes: LM and SAE weights, hook, text rule, pooling, scales.
+        """Identity of what ``encode`` computes: LM and SAE weights, hook, text rule, pooling, scales,
+        and the compute dtype where it is not float32 (``<hash>-bfloat16``: see ``with_dtype``).
 
         δ is not part of it: profiles record the δ they counted at separately.
         """
@@ -372,7 +373,7 @@ class FeatureSpace:
                                  int(self.sae.cfg.k) if hasattr(self.sae.cfg, "k") else None]).encode())
             h.update(self.scales.tobytes())
             h.update((self.reader.tokenizer.chat_template or "").encode())
-            self._fingerprint = h.hexdigest()
+            self._fingerprint = with_dtype(h.hexdigest(), self.dtype)
         return self._fingerprint
 
     @property
