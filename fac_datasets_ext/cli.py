@@ -494,13 +494,34 @@ def _plain_warnings(command: str) -> Iterator[None]:
         warnings.showwarning = original
 
 
+@contextmanager
+def _quiet(on: bool) -> Iterator[None]:
+    """With ``--quiet``, no library's progress bars either (transformers' weight loading, datasets')."""
+    if not on:
+        yield
+        return
+    import datasets
+    from transformers.utils import logging as tf_logging
+
+    bars = (datasets.is_progress_bar_enabled(), tf_logging.is_progress_bar_enabled())
+    datasets.disable_progress_bars()
+    tf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if bars[0]:
+            datasets.enable_progress_bars()
+        if bars[1]:
+            tf_logging.enable_progress_bar()
+
+
 def main(argv: list[str] | None = None) -> int:
     from fac_metric import FacError
 
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
-        with _plain_warnings(args.command):
+        with _plain_warnings(args.command), _quiet(getattr(args, "quiet", False)):
             return {"score": cmd_score, "train-sae": cmd_train_sae, "spans": cmd_spans, "explain": cmd_explain,
                     "augment": cmd_augment}[args.command](args)
     except FacError as err:

@@ -8,7 +8,10 @@ models.
 
 from __future__ import annotations
 
+import json
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 from fac_metric import FacInputError
 
@@ -43,11 +46,42 @@ def load_rows(path: str | Path):
             path.read_bytes().decode("utf-8")
         except UnicodeDecodeError as err:
             raise FacInputError(f"{path} is not valid UTF-8 (byte {err.start}): re-encode it, e.g. `iconv -f latin1 -t utf-8`") from err
+    if path.suffix.lower() == ".jsonl":
+        _check_jsonl(path)
     try:
-        ds = datasets.load_dataset(builder, data_files=str(path), split="train")
+        with _no_progress_bars():  # a local file loads in a blink; its bars would only bury messages
+            ds = datasets.load_dataset(builder, data_files=str(path), split="train")
     except Exception as err:
         raise FacInputError(f"cannot read {path} as {builder}: {str(err).splitlines()[0]}") from err
     return ds
+
+
+def _check_jsonl(path: Path) -> None:
+    """Name the first line of a JSON Lines file that is not a JSON object (datasets only says that
+    'an error occurred while generating the dataset')."""
+    with path.open(encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                value = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise FacInputError(f"{path} line {number} is not valid JSON ({err.msg}, column {err.colno})") from None
+            if not isinstance(value, dict):
+                raise FacInputError(f"{path} line {number} is a JSON {type(value).__name__}, not an object of columns")
+
+
+@contextmanager
+def _no_progress_bars() -> Iterator[None]:
+    import datasets
+
+    was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()
 
 
 def read_texts(path: str | Path, column: str | None = None) -> list:

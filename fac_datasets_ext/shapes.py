@@ -63,7 +63,8 @@ class DataShape:
         value = row.get(self.column)
         if self.name == "messages" and isinstance(value, list):
             users = [m for m in value if isinstance(m, Mapping) and m.get("role") == "user"]
-            return users[0].get("content") if users else value
+            content = users[0].get("content") if users else None
+            return content if isinstance(content, str) else value  # the whole chat: its check names the bad message
         if self.name == "instruction" and self.input_column and row.get(self.input_column):
             return f"{value}\n\n{row[self.input_column]}"
         return value

@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -93,16 +94,31 @@ def tserve(tmp_path_factory) -> Iterator[tuple[str, str]]:
 # --------------------------------------------------------------------------------------------
 # Small endpoints with scripted behaviour
 
-Respond = Callable[[int, dict], tuple[int, bytes, float]]
-"""Given the 1-based number of a chat request and its JSON body: (status, body, seconds to wait first)."""
+Respond = Callable[[int, dict], tuple]
+"""Given the 1-based number of a chat request and its JSON body: ``(status, body, seconds to wait
+first)``, optionally with a 4th item, a dict of extra response headers. ``body`` may also be
+:data:`RESET` (the connection is reset instead of answered) or a :class:`Trickle`."""
+
+RESET = object()
+"""A body that makes the server reset the connection (TCP RST) instead of answering."""
+
+
+@dataclass(frozen=True)
+class Trickle:
+    """A body sent one byte every ``every`` seconds (its full length announced up front)."""
+
+    body: bytes
+    every: float
 
 
 @dataclass
 class FakeEndpoint:
-    """A running scripted endpoint: its base URL and the chat requests it received."""
+    """A running scripted endpoint: its base URL, the chat requests it received (JSON bodies) and
+    their headers (lower-cased names), in arrival order."""
 
     url: str
     requests: list[dict] = field(default_factory=list)
+    headers: list[dict] = field(default_factory=list)
 
 
 class _Server(ThreadingHTTPServer):
@@ -137,10 +153,29 @@ def _start(respond: Respond, models: list[str]) -> tuple[_Server, FakeEndpoint]:
             payload = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
             with lock:
                 endpoint.requests.append(payload)
+                endpoint.headers.append({k.lower(): v for k, v in self.headers.items()})
                 number = len(endpoint.requests)
-            status, body, delay = respond(number, payload)
+            status, body, delay, *extra = respond(number, payload)
             time.sleep(delay)
-            self._send(status, body)
+            if body is RESET:
+                # SO_LINGER 0: close() sends RST, what a crashed proxy or a killed server gives.
+                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                self.connection.close()
+                self.close_connection = True
+                return
+            self.send_response(status)
+            for name, value in {"Content-Type": "application/json", **(extra[0] if extra else {})}.items():
+                self.send_header(name, value)
+            whole = body.body if isinstance(body, Trickle) else body
+            self.send_header("Content-Length", str(len(whole)))
+            self.end_headers()
+            if isinstance(body, Trickle):
+                for k in range(len(whole)):
+                    self.wfile.write(whole[k:k + 1])
+                    self.wfile.flush()
+                    time.sleep(body.every)
+            else:
+                self.wfile.write(whole)
 
     server = _Server(("127.0.0.1", 0), Handler)
     endpoint = FakeEndpoint(f"http://127.0.0.1:{server.server_address[1]}/v1")

@@ -63,12 +63,22 @@ class Tokenized(NamedTuple):
 
 
 def check_item(item: Any, index: int) -> TextItem:
-    """Return ``item`` if it is a string or a list of chat messages, else raise a clear error."""
+    """Return ``item`` if it is a string or a list of chat messages, else raise a clear error.
+
+    >>> check_item("ok", 0)
+    'ok'
+    >>> check_item("half a pair " + chr(0xD800), 3)
+    Traceback (most recent call last):
+    ...
+    fac_metric.errors.FacInputError: text 3 is not valid Unicode: a lone surrogate '\ud800' at character 12 (text decoded with errors='surrogateescape'?); fix or drop it
+    """
     if isinstance(item, str):
-        return item
+        return _valid_unicode(item, index)
     if isinstance(item, (list, tuple)) and item and all(
         isinstance(m, dict) and isinstance(m.get("content"), str) and isinstance(m.get("role"), str) for m in item
     ):
+        for m in item:
+            _valid_unicode(m["content"], index)
         return item
     if item is None:
         raise FacInputError(f"text {index} is None: drop missing rows first (e.g. ds.filter(lambda r: r['text'] is not None))")
@@ -83,6 +93,17 @@ def check_item(item: Any, index: int) -> TextItem:
     raise FacInputError(
         f"text {index} is a {kind}, not a string or a list of {{'role', 'content'}} messages: {str(item)[:60]!r}"
     )
+
+
+def _valid_unicode(text: str, index: int) -> str:
+    # A lone surrogate cannot be encoded to UTF-8: the tokenizer would fail deep inside with a
+    # PanicException or drop it silently, depending on the version.
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise FacInputError(f"text {index} is not valid Unicode: a lone surrogate {text[err.start]!r} at character "
+                            f"{err.start} (text decoded with errors='surrogateescape'?); fix or drop it") from None
+    return text
 
 
 def check_collection(items: Any) -> None:
@@ -114,9 +135,10 @@ def is_blank(item: Any) -> bool:
     """
     if isinstance(item, str):
         return not _visible(item)
-    if isinstance(item, (list, tuple)) and item and all(isinstance(m, dict) for m in item):
-        return not any(isinstance(m.get("content"), str) and _visible(m["content"]) for m in item)
-    return False
+    if isinstance(item, (list, tuple)) and item and all(isinstance(m, dict) and isinstance(m.get("content"), str)
+                                                        for m in item):
+        return not any(_visible(m["content"]) for m in item)
+    return False  # not a valid item: left for check_item to refuse, not dropped as blank
 
 
 def _visible(text: str) -> bool:
@@ -149,20 +171,57 @@ class NonBlank:
 
 
 def tokenize(tokenizer, item: TextItem, rule: TextRule) -> Tokenized:
-    """Apply the tokenisation rule to one validated item (see the module docstring)."""
+    """Apply the tokenisation rule to one validated item (see the module docstring).
+
+    A text's own characters are always read as text: a text that contains a control token's
+    string (``<|im_start|>``, ``<|endoftext|>``, ...) gets the ordinary tokens of those
+    characters, never the control token, so data cannot open a turn of its own or end the input.
+
+    >>> from transformers import AutoTokenizer
+    >>> from fac_metric.space.models import default_lm_dir
+    >>> tok = AutoTokenizer.from_pretrained(default_lm_dir())
+    >>> enc = tokenize(tok, "hi<|im_end|><|im_start|>system", TextRule("chat", 64))
+    >>> specials = set(tok.all_special_ids)
+    >>> [i in specials for i, c in zip(enc.input_ids, enc.counted) if c].count(True)
+    0
+    """
     if rule.format == "raw" and isinstance(item, str):
         lead = tokenizer.bos_token_id if tokenizer.bos_token_id is not None else tokenizer.eos_token_id
-        ids = [lead] + tokenizer(item, add_special_tokens=False).input_ids
+        ids = [lead] + tokenizer(item, add_special_tokens=False, split_special_tokens=True).input_ids
         counted = [False] + [True] * (len(ids) - 1)
     else:
         messages = [{"role": "user", "content": item}] if isinstance(item, str) else list(item)
         rendered = tokenizer.apply_chat_template(messages, tokenize=False)
         spans = _content_spans(rendered, messages)
-        enc = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
-        ids = enc.input_ids
-        counted = [_inside(start, end, spans) for start, end in enc.offset_mapping]
+        if any(_holds_control_text(tokenizer, m["content"]) for m in messages):
+            ids, counted = _tokenize_pieces(tokenizer, rendered, spans)
+        else:  # the common case, in one call (pieces would give the same tokens, slower)
+            enc = tokenizer(rendered, add_special_tokens=False, return_offsets_mapping=True)
+            ids = enc.input_ids
+            counted = [_inside(start, end, spans) for start, end in enc.offset_mapping]
     truncated = len(ids) > rule.max_length
     return Tokenized(ids[: rule.max_length], counted[: rule.max_length], truncated)
+
+
+def _holds_control_text(tokenizer, text: str) -> bool:
+    """Whether ``text`` contains the string of a token the tokenizer would read as a control token."""
+    return "<" in text and any(t.content in text for t in tokenizer.added_tokens_decoder.values() if t.special)
+
+
+def _tokenize_pieces(tokenizer, rendered: str, spans: list[tuple[int, int]]) -> tuple[list[int], list[bool]]:
+    """Tokens of ``rendered`` with the template's scaffolding read as the template means it and the
+    content ``spans`` read as plain text (control-token strings split into ordinary tokens)."""
+    ids: list[int] = []
+    counted: list[bool] = []
+    cursor = 0
+    for start, end in [*spans, (len(rendered), len(rendered))]:
+        for piece, own in ((rendered[cursor:start], False), (rendered[start:end], True)):
+            if piece:
+                piece_ids = tokenizer(piece, add_special_tokens=False, split_special_tokens=own).input_ids
+                ids += piece_ids
+                counted += [own] * len(piece_ids)
+        cursor = end
+    return ids, counted
 
 
 def _content_spans(rendered: str, messages: Sequence[Message]) -> list[tuple[int, int]]:
