@@ -251,3 +251,70 @@ def echo_endpoint(fake_endpoint) -> FakeEndpoint:
 def dead_url() -> str:
     """The base URL of a loopback port nothing listens on."""
     return f"http://127.0.0.1:{free_port()}/v1"
+
+
+# --------------------------------------------------------------------------------------------
+# A fault-injecting proxy
+
+FAULTS = ("reset", "503", "429", "trickle", "truncated", "empty", "non-utf8", "no-choices", "slow")
+"""What :func:`fault_proxy` can do to a request instead of forwarding it."""
+
+
+@dataclass
+class FaultProxy:
+    """A proxy in front of an upstream endpoint: the faults it injected and the requests it
+    forwarded (each upstream answer is a paid call: ``forwarded`` counts them, per seed)."""
+
+    url: str
+    injected: list[str] = field(default_factory=list)
+    forwarded: list[dict] = field(default_factory=list)
+    endpoint: FakeEndpoint | None = None
+
+
+def _fault(kind: str, timeout_hint: float) -> tuple:
+    ok = json.dumps(completion_body("never seen")).encode()
+    return {
+        "reset": (200, RESET, 0.0),
+        "503": (503, b'{"detail":"overloaded"}', 0.0),
+        "429": (429, b'{"detail":"slow down"}', 0.0, {"Retry-After": "0"}),
+        "trickle": (200, Trickle(ok, timeout_hint / 4), 0.0),  # the whole body would take ~len(ok)/4 timeouts
+        "truncated": (200, ok[: len(ok) // 2], 0.0),
+        "empty": (200, json.dumps(completion_body("")).encode(), 0.0),
+        "non-utf8": (200, b'{"choices": [{"message": {"content": "caf\xe9"}}]}', 0.0),
+        "no-choices": (200, b'{"object": "error"}', 0.0),
+        "slow": (200, ok, timeout_hint * 2),
+    }[kind]
+
+
+@pytest.fixture
+def fault_proxy(fake_endpoint) -> Iterator[Callable[..., FaultProxy]]:
+    """Factory: ``fault_proxy(upstream_url, plan, timeout_hint=1.0)`` starts a proxy that answers
+    chat request ``n`` (1-based) with the fault ``plan.get(n)`` if there is one, else forwards it
+    to ``upstream_url`` (``http.client``, so no configured HTTP proxy is used) and relays the answer."""
+
+    def start(upstream: str, plan: dict[int, str], timeout_hint: float = 1.0) -> FaultProxy:
+        from urllib.parse import urlparse
+
+        target = urlparse(upstream)
+        proxy = FaultProxy("")
+        lock = threading.Lock()
+
+        def respond(number: int, payload: dict) -> tuple:
+            if number in plan:
+                with lock:
+                    proxy.injected.append(plan[number])
+                return _fault(plan[number], timeout_hint)
+            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+            conn.request("POST", f"{target.path.rstrip('/')}/chat/completions", body=json.dumps(payload),
+                         headers={"Content-Type": "application/json"})
+            answer = conn.getresponse()
+            body = answer.read()
+            with lock:
+                proxy.forwarded.append(payload)
+            return answer.status, body, 0.0
+
+        proxy.endpoint = fake_endpoint(respond)
+        proxy.url = proxy.endpoint.url
+        return proxy
+
+    yield start

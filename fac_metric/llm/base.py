@@ -109,6 +109,7 @@ class Generator:
         self.stats = GenerationStats()
         self._breaker_lock = threading.Lock()
         self._failed_in_a_row = 0
+        self._last_failure = ""
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -186,16 +187,30 @@ class Generator:
     max_failures: int | None = None
     """Completions failed in a row after which the backend is taken for dead (None: never)."""
 
-    def _answered(self, i: int, j: int, text: str | None, on_answer: OnAnswer | None, why: str = "") -> None:
-        """Hand one completion to the caller, and trip the circuit breaker on too many failures in a row."""
+    def _answered(self, i: int, j: int, text: str | None, on_answer: OnAnswer | None, *, noted: bool = False) -> None:
+        """Hand one completion to the caller as it arrives, and count it for the circuit breaker
+        (``noted``: the backend counted it already, where the request ran)."""
         if on_answer is not None:
             on_answer(i, j, text)
+        if not noted:
+            self._note(text is not None, "no answer")
+
+    def _note(self, ok: bool, why: str) -> None:
+        """Count one completion for the circuit breaker: a success resets the run of failures."""
         with self._breaker_lock:
-            self._failed_in_a_row = 0 if text is not None else self._failed_in_a_row + 1
-            dead = self.max_failures is not None and self._failed_in_a_row >= self.max_failures
-        if dead:
+            self._failed_in_a_row = 0 if ok else self._failed_in_a_row + 1
+            if not ok:
+                self._last_failure = why
+
+    def _dead(self) -> bool:
+        """Whether the breaker has tripped: ``max_failures`` completions in a row failed."""
+        return self.max_failures is not None and self._failed_in_a_row >= self.max_failures
+
+    def _raise_if_dead(self) -> None:
+        """Raise once the breaker has tripped (after every answer already received was handed over)."""
+        if self._dead():
             raise GeneratorError(
-                f"{self.name}: {self._failed_in_a_row} completions failed in a row, the last: {why or 'no answer'}. "
+                f"{self.name}: {self._failed_in_a_row} completions failed in a row, the last: {self._last_failure}. "
                 "Taken for dead: check the endpoint, then run again; answers already received are kept "
                 "(a run resumes from its journal)"
             )

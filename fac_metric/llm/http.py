@@ -78,6 +78,10 @@ def _request_errors() -> tuple[type[Exception], ...]:
     return (OfflineModeIsEnabled, _StatusError, _Deadline, httpx2.TransportError, httpx2.DecodingError, ValueError)
 
 
+class _NotSent(Exception):
+    """A request not sent because the circuit breaker had tripped."""
+
+
 class _BadResponse(ValueError):
     """The server answered 200 with something that is not a chat completion."""
 
@@ -317,22 +321,39 @@ class HTTPGenerator(Generator):
         jobs = [(i, j) for i in range(len(chats)) for j in range(len(seeds[i]))]
         pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(jobs)), thread_name_prefix="fac-http")
         try:
-            futures = {pool.submit(self._complete, chats[i], sampling, seeds[i][j]): (i, j) for i, j in jobs}
+            futures = {pool.submit(self._job, chats[i], sampling, seeds[i][j]): (i, j) for i, j in jobs}
             for future in as_completed(futures):
                 i, j = futures[future]
                 try:
                     out[i][j] = future.result()
-                except GeneratorError as err:
+                except _NotSent:  # the breaker tripped before this one was sent: nothing paid, nothing to hand over
+                    continue
+                except GeneratorError:
                     self.stats.add(failures=1)
                     if errors == "raise":
                         raise
-                    self._answered(i, j, None, on_answer, why=str(err))
+                    self._answered(i, j, None, on_answer, noted=True)
                 else:
-                    self._answered(i, j, out[i][j], on_answer)
+                    self._answered(i, j, out[i][j], on_answer, noted=True)
         finally:
             # On a raise, requests not yet sent are dropped; those in flight end within their timeout.
             pool.shutdown(wait=True, cancel_futures=True)
+        # Raised only now: answers that were in flight when the breaker tripped were handed over above.
+        self._raise_if_dead()
         return out
+
+    def _job(self, chat: list[dict], sampling: Sampling, seed: int) -> str:
+        """One completion, counted for the breaker in the worker, where it ends: a worker checks
+        the breaker before sending, so no request goes out once it has tripped."""
+        if self._dead():
+            raise _NotSent
+        try:
+            text = self._complete(chat, sampling, seed)
+        except GeneratorError as err:
+            self._note(False, str(err))
+            raise
+        self._note(True, "")
+        return text
 
     def _complete(self, chat: list[dict], sampling: Sampling, seed: int) -> str:
         """One chat completion (``n`` is ignored by servers, so each completion is its own request)."""

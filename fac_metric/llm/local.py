@@ -94,6 +94,7 @@ class LocalGenerator(Generator):
             )
             for i, j in batch:
                 self._answered(i, j, out[i][j], on_answer)
+            self._raise_if_dead()
         return out
 
     @torch.inference_mode()
