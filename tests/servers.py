@@ -129,7 +129,8 @@ class _Server(ThreadingHTTPServer):
         pass  # the client hung up first (timeout tests): expected, not worth a traceback
 
 
-def _start(respond: Respond, models: list[str]) -> tuple[_Server, FakeEndpoint]:
+def start_endpoint(respond: Respond, models: list[str]) -> tuple[_Server, FakeEndpoint]:
+    """Serve ``respond`` on a loopback port in a daemon thread; stop with ``server.shutdown()``."""
     lock = threading.Lock()
 
     class Handler(BaseHTTPRequestHandler):
@@ -189,7 +190,7 @@ def fake_endpoint() -> Iterator[Callable[..., FakeEndpoint]]:
     servers: list[_Server] = []
 
     def start(respond: Respond, models: list[str] | None = None) -> FakeEndpoint:
-        server, endpoint = _start(respond, [FAKE_MODEL] if models is None else models)
+        server, endpoint = start_endpoint(respond, [FAKE_MODEL] if models is None else models)
         servers.append(server)
         return endpoint
 
@@ -268,6 +269,8 @@ class FaultProxy:
     url: str
     injected: list[str] = field(default_factory=list)
     forwarded: list[dict] = field(default_factory=list)
+    answers: list[bytes] = field(default_factory=list)
+    """The upstream's answer bodies, in the order of ``forwarded``."""
     endpoint: FakeEndpoint | None = None
 
 
@@ -286,35 +289,48 @@ def _fault(kind: str, timeout_hint: float) -> tuple:
     }[kind]
 
 
+def start_fault_proxy(upstream: str, plan: dict[int, str], timeout_hint: float = 1.0) -> tuple[_Server, FaultProxy]:
+    """A proxy that answers chat request ``n`` (1-based) with the fault ``plan.get(n)`` if there is
+    one, else forwards it to ``upstream`` (``http.client``, so no configured HTTP proxy is used)
+    and relays the answer. Stop it with ``server.shutdown()``."""
+    from urllib.parse import urlparse
+
+    target = urlparse(upstream)
+    proxy = FaultProxy("")
+    lock = threading.Lock()
+
+    def respond(number: int, payload: dict) -> tuple:
+        if number in plan:
+            with lock:
+                proxy.injected.append(plan[number])
+            return _fault(plan[number], timeout_hint)
+        conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+        conn.request("POST", f"{target.path.rstrip('/')}/chat/completions", body=json.dumps(payload),
+                     headers={"Content-Type": "application/json"})
+        answer = conn.getresponse()
+        body = answer.read()
+        with lock:
+            proxy.forwarded.append(payload)
+            proxy.answers.append(body)
+        return answer.status, body, 0.0
+
+    server, proxy.endpoint = start_endpoint(respond, [FAKE_MODEL])
+    proxy.url = proxy.endpoint.url
+    return server, proxy
+
+
 @pytest.fixture
-def fault_proxy(fake_endpoint) -> Iterator[Callable[..., FaultProxy]]:
-    """Factory: ``fault_proxy(upstream_url, plan, timeout_hint=1.0)`` starts a proxy that answers
-    chat request ``n`` (1-based) with the fault ``plan.get(n)`` if there is one, else forwards it
-    to ``upstream_url`` (``http.client``, so no configured HTTP proxy is used) and relays the answer."""
+def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
+    """Factory: ``fault_proxy(upstream_url, plan, timeout_hint=1.0)`` (see :func:`start_fault_proxy`),
+    stopped after the test."""
+    servers: list[_Server] = []
 
     def start(upstream: str, plan: dict[int, str], timeout_hint: float = 1.0) -> FaultProxy:
-        from urllib.parse import urlparse
-
-        target = urlparse(upstream)
-        proxy = FaultProxy("")
-        lock = threading.Lock()
-
-        def respond(number: int, payload: dict) -> tuple:
-            if number in plan:
-                with lock:
-                    proxy.injected.append(plan[number])
-                return _fault(plan[number], timeout_hint)
-            conn = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-            conn.request("POST", f"{target.path.rstrip('/')}/chat/completions", body=json.dumps(payload),
-                         headers={"Content-Type": "application/json"})
-            answer = conn.getresponse()
-            body = answer.read()
-            with lock:
-                proxy.forwarded.append(payload)
-            return answer.status, body, 0.0
-
-        proxy.endpoint = fake_endpoint(respond)
-        proxy.url = proxy.endpoint.url
+        server, proxy = start_fault_proxy(upstream, plan, timeout_hint)
+        servers.append(server)
         return proxy
 
     yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
