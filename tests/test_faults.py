@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import threading
 import time
 
@@ -157,3 +158,67 @@ def test_url_credentials_are_sent_as_basic_auth_and_never_stored(fake_endpoint):
     assert endpoint.headers[0]["authorization"] == "Basic " + base64.b64encode(b"bob:s3cret-pw").decode()
     assert "s3cret" not in gen.name and "bob" not in gen.name and "s3cret" not in repr(gen)
     assert public_url(url) == endpoint.url
+
+
+# ------------------------------------------------------------------------------------------------
+# Through `fac augment`: the breaker and the run lock, on a few texts (encoding takes seconds)
+
+
+@pytest.fixture(scope="module")
+def tiny_files(brown_texts, anchor_texts, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    for name, texts in (("data", brown_texts[:4]), ("anchor", anchor_texts[:10])):
+        (folder / f"{name}.jsonl").write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
+    return folder
+
+
+def _augment(files, cache, generator: str, *extra: str) -> list[str]:
+    return ["augment", str(files / "data.jsonl"), "--anchor", str(files / "anchor.jsonl"), "-o",
+            str(cache / "out.jsonl"), "--cache-dir", str(cache), "--generator", generator, "--generator-model",
+            FAKE_MODEL, "--max-features", "5", "--quiet", *extra]
+
+
+def test_fac_augment_stops_on_a_dead_endpoint_and_says_so(tiny_files, fake_endpoint, tmp_path, capsys):
+    """Item 8: --max-failures 3 --max-retries 0 against an endpoint that only answers 500: exit 2
+    with the breaker's message after 3 failures (plus what was in flight: 4 requests run at once),
+    not after trying every feature (and no output file)."""
+    from fac_datasets_ext.cli import main
+
+    endpoint = fake_endpoint(lambda number, payload: (500, b'{"detail": "down"}', 0.0))
+    assert main(_augment(tiny_files, tmp_path, endpoint.url, "--max-failures", "3", "--max-retries", "0",
+                         "--timeout", "5")) == 2
+    err = capsys.readouterr().err
+    assert re.search(r"[3-6] completions failed in a row, the last: .*HTTP 500", err) and "Traceback" not in err
+    assert 3 <= len(endpoint.requests) <= 3 + 3 and not (tmp_path / "out.jsonl").exists()
+
+
+def test_a_second_run_on_the_same_folder_is_refused_and_a_killed_holder_frees_it(tiny_files, fake_endpoint, tmp_path):
+    """Item 6: while a run holds its folder, the same run is refused before it encodes or calls
+    anything; a holder killed with SIGKILL leaves no stale lock."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import fac_datasets_ext
+    from fac_datasets_ext.io import load_rows
+    from fac_datasets_ext.runlock import RunBusyError, RunLock
+
+    endpoint = fake_endpoint(_echo)
+    gen = HTTPGenerator(endpoint.url, model=FAKE_MODEL)
+    kwargs = dict(max_calls=0, generator=gen, cache_dir=tmp_path, show_progress=False)
+    data, anchor = load_rows(tiny_files / "data.jsonl"), load_rows(tiny_files / "anchor.jsonl")
+    run_dir = fac_datasets_ext.augment(data, anchor, **kwargs).run_dir
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from fac_datasets_ext.runlock import RunLock; "
+                               f"lock = RunLock({str(run_dir)!r}).acquire(); print('held', flush=True); time.sleep(600)"],
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunBusyError, match=rf"already running \(pid {holder.pid}\)"):
+            fac_datasets_ext.augment(data, anchor, **kwargs)
+    finally:
+        os.kill(holder.pid, signal.SIGKILL)
+        holder.wait()
+    with RunLock(run_dir):  # the OS dropped the dead holder's lock
+        pass
+    assert fac_datasets_ext.augment(data, anchor, **kwargs).run_dir == run_dir and not endpoint.requests
