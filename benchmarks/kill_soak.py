@@ -103,14 +103,21 @@ def run_until(cmd: list[str], stop, timeout: float = 1800) -> tuple[str, float]:
     return "finished", time.monotonic() - start
 
 
-def soak_augment(folder: Path, kills: int, rng: random.Random) -> dict:
+def comparable(path: Path, proxy_url: str) -> list[str]:
+    """The output's lines with the generator's address as a placeholder: each series' proxy has
+    its own port, which rows record in ``fac_generator``; everything else must match to the byte."""
+    return path.read_text().replace(proxy_url, "<proxy>").splitlines()
+
+
+def soak_augment(folder: Path, kills: int, rng: random.Random, seed: int) -> dict:
+    folder.mkdir(parents=True, exist_ok=True)
     data, anchor, _ = write_inputs(folder)
     _, upstream = start_endpoint(shuffled_answer, [FAKE_MODEL])
 
     def command(cache: Path, out: Path, proxy_url: str) -> list[str]:
         return [sys.executable, "-m", "fac_datasets_ext.cli", "augment", str(data), "--anchor", str(anchor),
                 "-o", str(out), "--cache-dir", str(cache), "--generator", proxy_url,
-                "--generator-model", FAKE_MODEL, *AUGMENT_ARGS]
+                "--generator-model", FAKE_MODEL, "--seed", str(seed), *AUGMENT_ARGS]
 
     plan = {n: rng.choice(FAULTS) for n in range(1, 5000) if rng.random() < 1 / 8}
     _, ref_proxy = start_fault_proxy(upstream.url, plan, timeout_hint=2.0)
@@ -143,8 +150,7 @@ def soak_augment(folder: Path, kills: int, rng: random.Random) -> dict:
         landed += 1
         points.append(point)
         before_kill.append(journaled(cache))
-    ref_rows = ref_out.read_text().splitlines()
-    rows = out.read_text().splitlines()
+    ref_rows, rows = comparable(ref_out, ref_proxy.url), comparable(out, proxy.url)
     texts = [json.loads(r).get("text") for r in rows]
     return {
         "kills": landed, "kill_points": points, "uninterrupted_seconds": round(ref_seconds, 1),
@@ -153,7 +159,7 @@ def soak_augment(folder: Path, kills: int, rng: random.Random) -> dict:
         "calls_uninterrupted": len(ref_proxy.forwarded), "calls_with_kills": len(proxy.forwarded),
         "rows": len(rows), "synthetic_rows": sum(1 for r in rows if json.loads(r).get("fac_synthetic")),
         "rows_lost": len(set(ref_rows) - set(rows)), "rows_duplicated": len(texts) - len(set(texts)),
-        "byte_identical": out.read_bytes() == ref_out.read_bytes(),
+        "identical_to_uninterrupted": rows == ref_rows,
         "answered_calls_asked_again": asked_again, "calls_lost_in_flight": lost_in_flight,
     }
 
@@ -188,9 +194,21 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(args.seed)
     with tempfile.TemporaryDirectory() as tmp:
-        result = {"augment": soak_augment(Path(tmp), args.kills, rng)}
-        print(json.dumps(result, indent=2), flush=True)
-        result["score"] = soak_score(Path(tmp), args.score_kills, rng)
+        # Series (each its own seed, so its own rows and calls) until the kills have landed.
+        series: list[dict] = []
+        while sum(s["kills"] for s in series) < args.kills:
+            series.append(soak_augment(Path(tmp) / f"series-{len(series)}", args.kills - sum(s["kills"] for s in series),
+                                       rng, seed=args.seed + len(series)))
+            print(json.dumps(series[-1]), flush=True)
+        total = {k: sum(s[k] for s in series) for k in ("kills", "faults_injected", "calls_uninterrupted",
+                                                          "calls_with_kills", "rows", "synthetic_rows", "rows_lost",
+                                                          "rows_duplicated", "answered_calls_asked_again",
+                                                          "calls_lost_in_flight")}
+        total["identical_to_uninterrupted"] = all(s["identical_to_uninterrupted"] for s in series)
+        total["fault_kinds"] = sorted({k for s in series for k in s["fault_kinds"]})
+        result = {"augment": {"series": len(series), **total}}
+        if args.score_kills:
+            result["score"] = soak_score(Path(tmp), args.score_kills, rng)
     print(json.dumps(result, indent=2))
 
 
