@@ -104,9 +104,13 @@ def run_until(cmd: list[str], stop, timeout: float = 1800) -> tuple[str, float]:
 
 
 def comparable(path: Path, proxy_url: str) -> list[str]:
-    """The output's lines with the generator's address as a placeholder: each series' proxy has
-    its own port, which rows record in ``fac_generator``; everything else must match to the byte."""
-    return path.read_text().replace(proxy_url, "<proxy>").splitlines()
+    """The output's rows with the generator's address as a placeholder: each proxy has its own
+    port, which rows record in ``fac_generator`` (written with escaped slashes, so the rows are
+    parsed); every other value must match exactly."""
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    name = f"{proxy_url}|{FAKE_MODEL}"
+    return [json.dumps({k: "<proxy>" if k == "fac_generator" and v == name else v for k, v in row.items()},
+                       sort_keys=True) for row in rows]
 
 
 def soak_augment(folder: Path, kills: int, rng: random.Random, seed: int) -> dict:

@@ -17,9 +17,10 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
 import pytest
 
@@ -184,20 +185,30 @@ def start_endpoint(respond: Respond, models: list[str]) -> tuple[_Server, FakeEn
     return server, endpoint
 
 
+@contextmanager
+def _stopped_after(start_server: Callable[..., tuple[_Server, Any]]) -> Iterator[Callable[..., Any]]:
+    """``start_server`` as a factory whose servers are all stopped when the block ends."""
+    servers: list[_Server] = []
+
+    def start(*args: Any, **kwargs: Any) -> Any:
+        server, handle = start_server(*args, **kwargs)
+        servers.append(server)
+        return handle
+
+    try:
+        yield start
+    finally:
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+
+
 @pytest.fixture
 def fake_endpoint() -> Iterator[Callable[..., FakeEndpoint]]:
     """Factory: ``fake_endpoint(respond, models=[FAKE_MODEL])`` starts a scripted endpoint, stopped after the test."""
-    servers: list[_Server] = []
-
-    def start(respond: Respond, models: list[str] | None = None) -> FakeEndpoint:
-        server, endpoint = start_endpoint(respond, [FAKE_MODEL] if models is None else models)
-        servers.append(server)
-        return endpoint
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with _stopped_after(lambda respond, models=None: start_endpoint(respond, [FAKE_MODEL] if models is None
+                                                                     else models)) as start:
+        yield start
 
 
 def _ok(content: str) -> tuple[int, bytes, float]:
@@ -323,14 +334,5 @@ def start_fault_proxy(upstream: str, plan: dict[int, str], timeout_hint: float =
 def fault_proxy() -> Iterator[Callable[..., FaultProxy]]:
     """Factory: ``fault_proxy(upstream_url, plan, timeout_hint=1.0)`` (see :func:`start_fault_proxy`),
     stopped after the test."""
-    servers: list[_Server] = []
-
-    def start(upstream: str, plan: dict[int, str], timeout_hint: float = 1.0) -> FaultProxy:
-        server, proxy = start_fault_proxy(upstream, plan, timeout_hint)
-        servers.append(server)
-        return proxy
-
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    with _stopped_after(start_fault_proxy) as start:
+        yield start
