@@ -40,7 +40,7 @@ def test_profiles_of_other_spaces_or_thresholds_are_refused(space, anchor_acts):
         fac(a, other)
     foreign = FeatureProfile(a.max_activation, a.count, Threshold(a.delta, a.threshold.per_latent, "another-space"),
                              a.n_texts)
-    with pytest.raises(FacMismatchError, match="feature spaces"):
+    with pytest.raises(FacMismatchError, match="another feature space"):
         a.merge(foreign)
 
 
