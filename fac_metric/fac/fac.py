@@ -5,6 +5,7 @@ import datasets
 import evaluate
 
 import inspect
+import threading
 
 from fac_metric import FacInputError, score
 from fac_metric.space.tokenization import check_item, check_items
@@ -124,26 +125,47 @@ class FAC(evaluate.Measurement):
             reference_urls=["https://arxiv.org/abs/2602.10388"],
         )
 
+    def __init__(self, *args, **kwargs):
+        # evaluate keeps one accumulation per module (its Arrow writer, cache file and data):
+        # two threads in compute() at once read and close each other's files. The lock makes
+        # add/add_batch/compute atomic, so threads sharing one loaded module each get their own
+        # result (tests/test_load.py). Re-entrant: compute() calls add_batch() inside.
+        self._state_lock = threading.RLock()
+        super().__init__(*args, **kwargs)
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_state_lock", None)  # a lock does not pickle; a copy gets its own
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._state_lock = threading.RLock()
+
     def compute(self, *, data=None, **kwargs):
-        """Compute FAC (arguments below); refuses empty data and bad options before any work."""
+        """Compute FAC (arguments below); refuses empty data and bad options before any work.
+        Safe to call from several threads on one module: calls run one at a time."""
         _check_options(kwargs)
         # evaluate fails with an IndexError deep inside feature inference on an empty list.
         if data is not None and not isinstance(data, (str, bytes)) and hasattr(data, "__len__") and len(data) == 0:
             raise FacInputError("data is empty: pass at least one text (or add_batch before compute)")
-        return super().compute(**kwargs) if data is None else super().compute(data=data, **kwargs)
+        with self._state_lock:
+            return super().compute(**kwargs) if data is None else super().compute(data=data, **kwargs)
 
     def add_batch(self, *, data=None, **kwargs):
         """Add texts (strings, or chats: lists of {"role", "content"} messages) to score later;
         every batch until ``compute`` must hold the same kind (evaluate stores one per column)."""
-        if data is None:
-            return super().add_batch(**kwargs)
-        return super().add_batch(data=self._checked(check_items(data)), **kwargs)
+        with self._state_lock:
+            if data is None:
+                return super().add_batch(**kwargs)
+            return super().add_batch(data=self._checked(check_items(data)), **kwargs)
 
     def add(self, *, data=None, **kwargs):
         """Add one text (a string or a chat) to score later."""
-        if data is None:
-            return super().add(**kwargs)
-        return super().add(data=self._checked([check_item(data, 0)])[0], **kwargs)
+        with self._state_lock:
+            if data is None:
+                return super().add(**kwargs)
+            return super().add(data=self._checked([check_item(data, 0)])[0], **kwargs)
 
     def _checked(self, items: list) -> list:
         """``items`` of one kind, the kind of everything added since the last ``compute`` (chats
