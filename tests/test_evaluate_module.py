@@ -1,5 +1,7 @@
 """The evaluate module: evaluate.load(fac_metric.MODULE_PATH) works offline, streams, caches the model."""
 
+import threading
+
 import evaluate
 import pytest
 
@@ -30,6 +32,29 @@ def test_add_batch_streaming_equals_one_call(measurement, heldout_texts, anchor_
     for start in range(0, len(data), 7):
         measurement.add_batch(data=data[start : start + 7])
     assert measurement.compute(anchor=anchor_texts[:60]) == whole
+
+
+def test_eight_threads_computing_on_one_module_each_get_their_own_result(measurement, heldout_texts, anchor_texts):
+    # evaluate keeps one accumulation per module: unlocked, each of these calls failed (one
+    # thread closed or emptied another's cache file) or scored another thread's texts.
+    subsets = [heldout_texts[3 * i : 3 * i + 2 + i % 3] for i in range(8)]
+    anchor = anchor_texts[:8]
+    alone = [measurement.compute(data=s, anchor=anchor, coverage="binary", relevance="all") for s in subsets]
+    together: list = [None] * 8
+
+    def run(i):
+        try:
+            together[i] = measurement.compute(data=subsets[i], anchor=anchor, coverage="binary", relevance="all")
+        except Exception as err:  # what a thread raised is the failure to show
+            together[i] = repr(err)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert together == alone
+    assert len({r["n_covered"] for r in alone}) > 1  # the subsets differ, so a mixed-up result would show
 
 
 def test_chat_messages_are_accepted(measurement, anchor_texts):
