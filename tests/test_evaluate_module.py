@@ -36,7 +36,7 @@ def test_add_batch_streaming_equals_one_call(measurement, heldout_texts, anchor_
 
 def test_eight_threads_computing_on_one_module_each_get_their_own_result(measurement, heldout_texts, anchor_texts):
     # evaluate keeps one accumulation per module: unlocked, each of these calls failed (one
-    # thread closed or emptied another's cache file) or scored another thread's texts.
+    # thread closed or emptied another's cache file, or read a half-written one).
     subsets = [heldout_texts[3 * i : 3 * i + 2 + i % 3] for i in range(8)]
     anchor = anchor_texts[:8]
     alone = [measurement.compute(data=s, anchor=anchor, coverage="binary", relevance="all") for s in subsets]

@@ -129,7 +129,7 @@ class FAC(evaluate.Measurement):
         # evaluate keeps one accumulation per module (its Arrow writer, cache file and data):
         # two threads in compute() at once read and close each other's files. The lock makes
         # add/add_batch/compute atomic, so threads sharing one loaded module each get their own
-        # result (tests/test_load.py). Re-entrant: compute() calls add_batch() inside.
+        # result (tests/test_evaluate_module.py). Re-entrant: compute() calls add_batch() inside.
         self._state_lock = threading.RLock()
         super().__init__(*args, **kwargs)
 
