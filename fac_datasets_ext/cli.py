@@ -110,7 +110,7 @@ def _add_score(sub) -> None:
                         "binary: the paper's FAC")
     p.add_argument("--baselines", action="store_true",
                    help="also compute text-diversity and embedding baselines of the same texts (distinct-n, "
-                        "self-BLEU, Vendi, cluster coverage, ...) beside FAC; needs pip install \"fac[baselines]\"")
+                        "self-BLEU, Vendi, cluster coverage, ...) beside FAC; needs pip install \"fac-metric[baselines]\"")
     _add_run_options(p)
 
 

@@ -5,7 +5,7 @@ Python), the sentence embedder (all-MiniLM-L6-v2 from its package, on the CPU, o
 and the embedding measures (mean cosine distance, Vendi score, and against an anchor cluster and
 soft coverage), and ``compute_baselines``, all of them on the texts FAC reads. Must not: compute
 FAC, encode with the feature space or download models; the embedding measures need the
-``baselines`` extra (``pip install "fac[baselines]"``), the text measures nothing.
+``baselines`` extra (``pip install "fac-metric[baselines]"``), the text measures nothing.
 
 >>> from fac_metric.baselines import distinct_n
 >>> distinct_n(["a b a b", "a b c"], 1)   # a b c of 7 words

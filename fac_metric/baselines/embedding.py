@@ -25,7 +25,7 @@ import numpy as np
 
 from fac_metric.errors import FacInputError, FacModelError
 
-INSTALL_HINT = 'pip install "fac[baselines]"'
+INSTALL_HINT = 'pip install "fac-metric[baselines]"'
 MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 _MODELS: dict[str, Any] = {}
 """Loaded SentenceTransformers by folder: one per process, whichever embedder asks."""

@@ -56,7 +56,7 @@ Args:
     show_progress (`bool`, defaults to False): show progress bars.
     n_missing (`int`, defaults to 100): how many missing features to list (-1 for all).
     baselines (`bool`, defaults to False): also compute the usual text-diversity and embedding
-        baselines of the same texts (needs `pip install "fac[baselines]"`).
+        baselines of the same texts (needs `pip install "fac-metric[baselines]"`).
     coverage (`str`, defaults to "match"): "match": per anchor text, the best overlap of its
         relevant features with one data text, averaged (it predicted what a classifier learns
         from a training set better than binary FAC and every baseline on both tasks of

@@ -163,6 +163,8 @@ class FeatureSpace:
         self.source: SpaceSource | None = None
         """Where this space was loaded from (None when built from components)."""
         self._backgrounds: dict[float, FeatureProfile] = {}
+        self.model_revision: str | None = None
+        """The Hub commit the LM was loaded at, where it came from the Hub (``feature_space.json`` keeps it)."""
         Threshold.relative(self.default_delta, self.scales, "")  # a bad default δ fails at construction
 
     # ----------------------------------------------------------------- construction
@@ -207,7 +209,11 @@ class FeatureSpace:
             raise FacModelError(f"layer {at} is out of range: {model or DEFAULT_LM} has layers 0..{n_layers - 1}")
         reader = LayerReader(lm, tokenizer, hook, TextRule(text_format, max_length))
         name = str(model) if model is not None else DEFAULT_LM
-        return cls(reader, sae_obj, model_name=name, pooling=pooling, threshold=threshold, scales=scales)
+        space = cls(reader, sae_obj, model_name=name, pooling=pooling, threshold=threshold, scales=scales)
+        # The commit a Hub LM was read at (transformers records it), so the saved space names it.
+        hub_id = model is not None and not Path(os.fspath(model)).exists()
+        space.model_revision = revision or (getattr(lm.config, "_commit_hash", None) if hub_id else None)
+        return space
 
     @classmethod
     def load(
@@ -234,7 +240,7 @@ class FeatureSpace:
         stats = _read_stats(folder / STATS_FILE) if (folder / STATS_FILE).is_file() else {}
         background = SparseActivations.from_arrays({k[3:]: v for k, v in stats.items() if k.startswith("bg_")}) if "bg_indptr" in stats else None
         space = cls.from_components(
-            model if model is not None else cfg.model,
+            model if model is not None else _model_of(cfg, folder),
             folder,
             hook=cfg.hook,
             text_format=text_format or cfg.text_format,
@@ -271,11 +277,34 @@ class FeatureSpace:
         self.save_facts(path)
         return path
 
+    def push_to_hub(self, repo_id: str, *, with_lm: bool = False, private: bool = False, token: str | None = None,
+                    revision: str | None = None, license: str | None = None, dry_run: bool = False,
+                    out: str | os.PathLike | None = None) -> str:
+        """Publish this space as a Hub model repo (SAE, config, facts, background, model card with
+        sae-lens metadata; the LM's weights too with ``with_lm``): see
+        :func:`fac_metric.space.publishing.build_feature_space_repo`. ``dry_run`` builds the folder
+        (``out``, default a temporary one) and returns what would be uploaded, uploading nothing;
+        otherwise returns the commit URL. ``FeatureSpace.load(repo_id, revision=...)`` loads it back.
+        """
+        import tempfile
+
+        from fac_metric.publish import check_can_upload, check_repo_id, describe_plan, upload
+        from fac_metric.space.publishing import build_feature_space_repo
+
+        check_repo_id(repo_id) if dry_run else check_can_upload(repo_id)
+        folder = build_feature_space_repo(self, out or tempfile.mkdtemp(prefix="fac-push-"), with_lm=with_lm,
+                                          license=license)
+        if dry_run:
+            return describe_plan(folder, repo_id, "model")
+        return upload(folder, repo_id, "model", token=token, private=private, revision=revision,
+                      commit_message=f"Upload feature space {self.fingerprint}")
+
     def config(self) -> SpaceConfig:
         """The typed ``feature_space.json`` of this space (what :meth:`save` writes)."""
         rule = "relative: active when activation > threshold * scale[latent]" if self.calibrated else "absolute"
         return SpaceConfig(self.model_name, self.reader.hook, self.reader.rule.format, self.reader.rule.max_length,
-                           self.pooling, self.default_delta, rule, self.lm_fingerprint(), self.fingerprint)
+                           self.pooling, self.default_delta, rule, self.lm_fingerprint(), self.fingerprint,
+                           self.model_revision)
 
     def with_calibration(self, scales: np.ndarray, background: SparseActivations | None = None,
                          facts: list[dict] | None = None) -> "FeatureSpace":
@@ -284,6 +313,7 @@ class FeatureSpace:
         new = FeatureSpace(self.reader, self.sae, model_name=self.model_name, pooling=self.pooling,
                            threshold=self.default_delta, scales=scales, facts=facts)
         new.token_counts = self.token_counts
+        new.model_revision = self.model_revision
         if background is not None:
             new.background = background._replace(fingerprint=new.fingerprint)
         return new
@@ -618,15 +648,31 @@ def resolve_space_folder(path: Any = None, *, revision: str | None = None, token
         return local
     if local.exists() or str(path).startswith((".", "/")) or str(path).count("/") != 1:
         raise FacModelError(f"feature space {str(path)!r} not found: pass a folder holding {SPACE_FILE}, or a Hub repo id 'namespace/name'")
-    if offline():
-        raise FacModelError(
-            f"feature space {str(path)!r} looks like a Hub repo id, but HF_HUB_OFFLINE=1: unset it to download, "
-            "or pass a local folder (the embedded default needs no argument)"
-        )
     from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
 
+    if offline():  # a repo downloaded before is read from the Hub cache, as transformers does
+        try:
+            return Path(snapshot_download(str(path), revision=revision, token=token, local_files_only=True))
+        except LocalEntryNotFoundError as err:
+            at = f" at revision {revision!r}" if revision else ""
+            raise FacModelError(
+                f"feature space {str(path)!r}{at} is not in the Hub cache, and HF_HUB_OFFLINE=1 forbids downloading "
+                "it: unset HF_HUB_OFFLINE once to download it, or pass a local folder (the embedded default needs no argument)"
+            ) from err
     try:
         return Path(snapshot_download(str(path), revision=revision, token=token))
     except Exception as err:
-        raise FacModelError(f"cannot download feature space {str(path)!r}: {err}") from err
+        from fac_metric.llm.http import redact
+
+        raise FacModelError(f"cannot download feature space {str(path)!r}: {redact(str(err).splitlines()[0])}") from err
+
+
+def _model_of(cfg: SpaceConfig, folder: Path) -> str:
+    """The LM a space folder names: a relative name of a model folder inside it (``lm`` in a
+    space published with its weights) resolves there; anything else is a name, path or Hub id."""
+    inside = folder / cfg.model
+    if not Path(cfg.model).is_absolute() and (inside / "config.json").is_file():
+        return str(inside)
+    return cfg.model
 
