@@ -153,6 +153,9 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
         out = _assemble(ds, data_shape, result.rows, consts, gen.name, keep_in_memory=map_kwargs.get("keep_in_memory"))
         report = _report(before, after, result, gen.name, data_shape, settings, seed, thr.delta, budget, max_calls,
                          missing, consts, len(ds), run_dir, gate)
+        # What a dataset card needs to say which features these FACs counted.
+        report["feature_space"] = {"spec": space.source.spec if space.source else None, "model": space.model_name,
+                                   "hook": space.reader.hook, "d_sae": space.d_sae, "fingerprint": space.fingerprint}
         if ranks.main:
             _write_json(run_dir / "report.json", report)
             data_prof.save(run_dir / "profiles" / "data")
@@ -194,10 +197,23 @@ def augment_with_fac(self, anchor, budget: int | None = None, max_calls: int | N
     one-step baseline), ``on_task`` (False: no on-task gate), ``temperature`` and ``top_p`` (the
     generator's sampling, default 0.8 and 0.9), ``show_progress``; and the
     map-style ``batch_size`` (encoding), ``desc``, ``load_from_cache_file`` (False: start the run
-    afresh) and ``keep_in_memory``.
+    afresh) and ``keep_in_memory``. ``push_to_hub="namespace/name"`` (with ``private``) then
+    publishes the new rows as a Hub dataset whose card records how they were made
+    (:mod:`fac_datasets_ext.publishing`; checked before any work, so offline it fails at once).
     """
-    return augment(self, anchor, budget, max_calls, samples_per_feature, column, generator, relevance, threshold,
-                   seed, cache_dir, **kwargs).dataset
+    push = kwargs.pop("push_to_hub", None)
+    private = kwargs.pop("private", False)
+    if push is not None:
+        from fac_metric.publish import check_can_upload
+
+        check_can_upload(push)  # before an hour of generator calls, not after
+    out = augment(self, anchor, budget, max_calls, samples_per_feature, column, generator, relevance, threshold,
+                  seed, cache_dir, **kwargs)
+    if push is not None:
+        from .publishing import push_augmented
+
+        push_augmented(out.dataset, out.report, push, private=private)
+    return out.dataset
 
 
 def augment_dataset_dict(self, anchor, budget: int | None = None, *args: Any, split: str | None = None,

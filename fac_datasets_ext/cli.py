@@ -30,7 +30,25 @@ from typing import Iterator
 os.environ.setdefault("WANDB_MODE", "disabled")
 
 
-DATA_FORMATS = "jsonl/json/csv/parquet/txt file, or a folder saved with Dataset.save_to_disk"
+DATA_FORMATS = ("jsonl/json/csv/parquet/txt file, a folder saved with Dataset.save_to_disk, a dataset repo folder, "
+                "or a Hub dataset id namespace/name (--split, --config, --revision)")
+
+
+def _add_hub_options(p, role: str = "") -> None:
+    """``--[role-]split``, ``--[role-]config``, ``--[role-]revision``: the part of a Hub dataset to read."""
+    flag, what = (f"--{role}-", f"the {role}'s") if role else ("--", "the data's")
+    p.add_argument(f"{flag}split", help=f"split of {what} Hub dataset or repo folder (default: train, or its only split)")
+    p.add_argument(f"{flag}config", help=f"config (subset) of {what} Hub dataset")
+    p.add_argument(f"{flag}revision", help=f"branch, tag or commit of {what} Hub dataset")
+
+
+def _hub(args, role: str = ""):
+    """The ``HubOptions`` of one role's ``--split``/``--config``/``--revision``."""
+    from .io import HubOptions
+
+    prefix = f"{role}_" if role else ""
+    return HubOptions(getattr(args, f"{prefix}split", None), getattr(args, f"{prefix}config", None),
+                      getattr(args, f"{prefix}revision", None))
 
 
 def _add_data_options(p, *, anchor_required: bool = False) -> None:
@@ -41,6 +59,8 @@ def _add_data_options(p, *, anchor_required: bool = False) -> None:
     p.add_argument("--column", help="column to encode (default: chosen by the data's shape: text, messages, "
                                     "prompt/chosen/rejected, instruction/output; see fac_datasets_ext.shapes)")
     p.add_argument("--anchor-column", help="column of the anchor's texts (default: chosen by the anchor's shape)")
+    _add_hub_options(p)
+    _add_hub_options(p, "anchor")
 
 
 def _add_space_options(p) -> None:
@@ -76,6 +96,7 @@ def _add_relevance_options(p) -> None:
                         "--coverage match and no --contrast, all)")
     p.add_argument("--contrast", help="contrast set for --relevance contrast (e.g. the negative class), same formats")
     p.add_argument("--contrast-column", help="column of the contrast set's texts (default: chosen by its shape)")
+    _add_hub_options(p, "contrast")
     p.add_argument("--alpha", type=float, default=DEFAULT_ALPHA, help="false-discovery rate of the contrast test")
     p.add_argument("--guideline", help=f"task guideline for --relevance judge: one of {shipped_guidelines()} or "
                                        "your own sentence")
@@ -185,7 +206,7 @@ def cmd_score(args) -> int:
     from fac_metric.meaning import baseline_rows, summary_line, write_report
 
     _preflight(args, args.out)
-    out = _score(args, _texts_or_profile(args.data, args.column), _anchor(args), baselines=args.baselines)
+    out = _score(args, _texts_or_profile(args.data, args.column, _hub(args)), _anchor(args), baselines=args.baselines)
     res = write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor))
     if args.save_profiles:
         out.data_profile.save(Path(args.out) / "data_profile")
@@ -207,7 +228,7 @@ def _anchor(args):
     """The anchor's texts (or saved profile); with ``--anchor-label`` its labelled rows, the
     other rows kept as ``args.label_contrast`` (the contrast set where relevance is contrast)."""
     if args.anchor_label is None and args.label_column is None:
-        return _texts_or_profile(args.anchor, args.anchor_column) if args.anchor is not None else None
+        return _texts_or_profile(args.anchor, args.anchor_column, _hub(args, "anchor")) if args.anchor is not None else None
     from fac_metric import FacInputError
 
     from .io import read_labelled
@@ -216,17 +237,23 @@ def _anchor(args):
         raise FacInputError("--anchor-label and --label-column go together, with --anchor (a labelled file)")
     if args.contrast:
         raise FacInputError("--anchor-label makes the anchor file's other rows the contrast set: drop --contrast")
-    anchor, args.label_contrast = read_labelled(args.anchor, args.label_column, args.anchor_label, args.anchor_column)
+    anchor, args.label_contrast = read_labelled(args.anchor, args.label_column, args.anchor_label, args.anchor_column,
+                                               _hub(args, "anchor"))
     return anchor
 
 
-def _texts_or_profile(path: str, column: str | None):
-    """A saved profile folder as it is, else the texts the file's rows encode (by its shape)."""
+def _texts_or_profile(path: str, column: str | None, hub=None):
+    """A saved profile folder (local, or pushed to the Hub) as it is, else the texts the rows of
+    the file or dataset encode (by its shape)."""
     from fac_metric import FeatureProfile
 
-    from .io import read_texts
+    from .io import hub_profile, is_hub_id, read_texts
 
-    return path if FeatureProfile.is_saved(path) else read_texts(path, column)
+    if is_hub_id(path):
+        pushed = hub_profile(path, hub.revision if hub else None)
+        if pushed is not None:
+            return str(pushed)
+    return path if FeatureProfile.is_saved(path) else read_texts(path, column, hub)
 
 
 def _generator(args, **kwargs):
@@ -245,7 +272,7 @@ def _relevance(args, generator=None):
 
     from fac_metric.measure import default_relevance
 
-    contrast = _texts_or_profile(args.contrast, args.contrast_column) if args.contrast else None
+    contrast = _texts_or_profile(args.contrast, args.contrast_column, _hub(args, "contrast")) if args.contrast else None
     # Only `fac score` has --coverage; the commands that pick targets (explain, augment) count binary.
     mode = args.relevance or default_relevance(getattr(args, "coverage", "binary"), contrast)
     if mode == "contrast" and getattr(args, "label_contrast", None) is not None:
@@ -306,7 +333,8 @@ def cmd_explain(args) -> int:
     if not args.data or not args.anchor:
         raise FacInputError("fac explain needs DATA and --anchor (its missing features are explained), or --features")
     _preflight(args, args.out)
-    out = _score(args, read_texts(args.data, args.column), read_texts(args.anchor, args.anchor_column), gen)
+    out = _score(args, read_texts(args.data, args.column, _hub(args)),
+                 read_texts(args.anchor, args.anchor_column, _hub(args, "anchor")), gen)
     shown = out.result.missing[: args.n_features]
     labels = explain_features(out.space, shown, gen, spans=out.anchor_spans, show_progress=not args.quiet) if gen else None
     write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor), explanations=labels,
@@ -380,7 +408,7 @@ def cmd_augment(args) -> int:
     on_device = {"device": ranks.device} if local and ranks.device else {}  # each process on its own GPU
     gen = _generator(args, **on_device)
     spec = _relevance(args, gen)
-    data, anchor = load_rows(args.data), load_rows(args.anchor)
+    data, anchor = load_rows(args.data, _hub(args)), load_rows(args.anchor, _hub(args, "anchor"))
     out = augment(data, anchor, args.budget, args.max_calls, args.samples_per_feature, args.column, gen, spec,
                   args.threshold, args.seed, args.cache_dir, feature_space=args.feature_space, shape=args.shape,
                   anchor_column=args.anchor_column, constants=constants, templates=args.templates,

@@ -84,6 +84,28 @@ def test_same_call_again_reuses_the_run(augmented, local_generator, space, task_
     assert again.dataset.to_list() == out.dataset.to_list()
 
 
+def test_augmented_dataset_dry_run_reloads_with_a_card_of_how_it_was_made(augmented, task_ds, tmp_path):
+    from fac_datasets_ext.publishing import push_augmented
+
+    train, out = augmented
+    plan = push_augmented(out.dataset, out.report, "fac-metric/augmented", dry_run=True, out=tmp_path / "repo")
+    assert "data/train-" in plan and ".parquet" in plan and "report.json" in plan and "README.md" in plan
+    assert datasets.load_dataset(str(tmp_path / "repo"), split="train").to_list() == out.dataset.to_list()
+    card, r = (tmp_path / "repo" / "README.md").read_text(), out.report
+    for fact in (f"{r['fac_before']:.3f} → {r['fac_after']:.3f}", r["feature_space"]["fingerprint"],
+                 r["synthesis"]["generator"], f"`{r['relevance']}`", f"| δ | {r['threshold']:.3f} |",
+                 f"{BUDGET} / None", "| seed | 0 |", f"{len(train)} original + {BUDGET} synthetic"):
+        assert fact in card, fact
+    assert json.loads((tmp_path / "repo" / "report.json").read_text()) == json.loads(json.dumps(r))
+    # offline, a push is refused before any encoding or generator call
+    from fac_metric import FacError
+
+    with pytest.raises(FacError, match="HF_HUB_OFFLINE=1"):
+        train.augment_with_fac(task_ds, budget=BUDGET, generator="http://127.0.0.1:9/v1", push_to_hub="fac-metric/x",
+                               cache_dir=tmp_path / "never")
+    assert not (tmp_path / "never").exists()
+
+
 def test_trainer_runs_on_the_augmented_dataset(augmented, tmp_path):
     from transformers import DataCollatorForLanguageModeling, Trainer, TrainingArguments
 
