@@ -1,7 +1,11 @@
-"""Gradio app of the FAC Space: paste data and anchor texts (one per line), get FAC and missing features.
+"""Gradio app of the FAC Space: paste or upload data and an anchor, choose δ, coverage and
+relevance, see FAC, the coverage plot and the missing features with their labels and highlighted spans.
 
-evaluate's own ``launch_gradio_widget`` broke with gradio >= 4, so this is a small app of our own.
-Run locally with ``python fac_metric/fac/app.py`` (needs ``pip install gradio``).
+evaluate's own ``launch_gradio_widget`` uses ``gr.inputs``, gone since gradio 4, so this is an
+app of our own. Run locally with ``python fac_metric/fac/app.py`` (needs ``pip install gradio``;
+``GRADIO_SERVER_PORT`` picks the port, loopback only unless ``GRADIO_SERVER_NAME`` says otherwise).
+The score is the measurement's: ``run`` calls ``compute()`` of the loaded module, then renders
+the same report ``fac score`` writes.
 
 What a visitor can send is capped (``MAX_TEXTS`` lines and ``MAX_CHARS`` characters per box,
 ``MAX_TEXT_CHARS`` per line), checked by :func:`parse_inputs` before anything is encoded: a
@@ -69,40 +73,81 @@ def feature_space() -> str | None:
     return json.loads(config.read_text()).get("feature_space") if config.is_file() else None
 
 
-def run(data: str, anchor: str, threshold: float) -> tuple[str, dict]:
-    """FAC of the pasted texts: a one-line summary and the full result (raises ``FacError``)."""
+def file_texts(path: str | None, name: str) -> str:
+    """An uploaded file (jsonl/json/csv/parquet/txt, read by its shape as ``fac score`` reads it)
+    as one text per line, so the box limits apply to it too. Empty when nothing was uploaded."""
+    if not path:
+        return ""
+    from fac_datasets_ext.io import read_texts
+
+    texts = read_texts(path)
+    if len(texts) > MAX_TEXTS:
+        raise FacInputError(f"{name} file has {len(texts)} texts: this Space takes at most {MAX_TEXTS}")
+    flat = [(t if isinstance(t, str) else " ".join(str(m.get("content", "")) for m in t)).replace("\n", " ")
+            for t in texts]
+    return "\n".join(flat)
+
+
+def run(data: str, anchor: str, threshold: float, coverage: str = "match", relevance: str = "all",
+        data_file: str | None = None, anchor_file: str | None = None) -> tuple[str, str, dict]:
+    """FAC of the pasted (or uploaded) texts: a one-line summary, the report as HTML (coverage plot,
+    missing features with labels and highlighted spans) and the result dict (raises ``FacError``)."""
     global _measurement
+    import tempfile
+    from pathlib import Path
+
+    from fac_metric.meaning import write_report
+
+    data = data if data and data.strip() else file_texts(data_file, "Data")
+    anchor = anchor if anchor and anchor.strip() else file_texts(anchor_file, "Anchor")
     data_texts, anchor_texts = parse_inputs(data, anchor)
     if _measurement is None:
         _measurement = fac_metric.load()
-    result = _measurement.compute(data=data_texts, anchor=anchor_texts, threshold=threshold,
-                                  feature_space=feature_space())
+    kwargs = dict(threshold=threshold, feature_space=feature_space(), coverage=coverage,
+                  relevance=relevance if anchor_texts else None)
+    result = _measurement.compute(data=data_texts, anchor=anchor_texts, **{k: v for k, v in kwargs.items() if v is not None})
+    out = fac_metric.score(data_texts, anchor_texts, show_progress=False, **{k: v for k, v in kwargs.items() if v is not None})
+    with tempfile.TemporaryDirectory() as tmp:
+        write_report(out, Path(tmp) / "report", data_name="pasted data", anchor_name="pasted anchor")
+        page = (Path(tmp) / "report" / "report.html").read_text(encoding="utf-8")
     fac = "undefined" if result["fac"] is None else f"{result['fac']:.3f}"
-    return f"FAC = {fac}: {result['n_covered']} of {result['n_relevant']} relevant features covered.", result
+    summary = f"FAC = {fac}: {result['n_covered']} of {result['n_relevant']} relevant features covered."
+    return summary, page, result
 
 
 def build_app():
     """The Gradio page (imports gradio)."""
     import gradio as gr
 
-    def on_click(data: str, anchor: str, threshold: float):
+    def on_click(data, anchor, threshold, coverage, relevance, data_file, anchor_file):
         try:
-            return run(data, anchor, threshold)
+            return run(data, anchor, threshold, coverage, relevance, data_file, anchor_file)
         except fac_metric.FacError as err:
             raise gr.Error(str(err))
 
     with gr.Blocks(title="Feature Activation Coverage") as demo:
-        gr.Markdown("# Feature Activation Coverage (FAC)\nHow much of a task's SAE feature space your data covers. "
-                    f"Up to {MAX_TEXTS} texts per box.")
+        gr.Markdown("# Feature Activation Coverage (FAC)\nHow much of a task's SAE feature space your data covers, "
+                    f"and which task features it misses. Up to {MAX_TEXTS} texts per box, one per line, or upload a "
+                    "jsonl/csv/parquet/txt file.")
         with gr.Row():
-            data_box = gr.Textbox(label="Data (one text per line)", lines=10)
-            anchor_box = gr.Textbox(label="Anchor: texts representative of the task (one per line)", lines=10)
-        threshold = gr.Slider(0.1, 2.0, value=fac_metric.DEFAULT_THRESHOLD, step=0.05,
-                              label="δ (relative to each feature's scale)")
-        button = gr.Button("Compute FAC")
-        summary = gr.Markdown()
+            with gr.Column():
+                data_box = gr.Textbox(label="Data (one text per line)", lines=10, elem_id="data")
+                data_file = gr.File(label="or upload data", type="filepath", elem_id="data_file")
+            with gr.Column():
+                anchor_box = gr.Textbox(label="Anchor: texts representative of the task (one per line)", lines=10,
+                                        elem_id="anchor")
+                anchor_file = gr.File(label="or upload an anchor", type="filepath", elem_id="anchor_file")
+        with gr.Row():
+            threshold = gr.Slider(0.1, 3.0, value=fac_metric.DEFAULT_THRESHOLD, step=0.05,
+                                  label="δ (relative to each feature's scale)", elem_id="threshold")
+            coverage = gr.Radio(["match", "binary"], value="match", label="coverage", elem_id="coverage")
+            relevance = gr.Radio(["all", "contrast"], value="all", label="relevance", elem_id="relevance")
+        button = gr.Button("Compute FAC", elem_id="compute")
+        summary = gr.Markdown(elem_id="summary")
+        report = gr.HTML(elem_id="report")
         details = gr.JSON(label="Result")
-        button.click(on_click, [data_box, anchor_box, threshold], [summary, details])
+        button.click(on_click, [data_box, anchor_box, threshold, coverage, relevance, data_file, anchor_file],
+                     [summary, report, details])
     return demo
 
 
