@@ -93,7 +93,7 @@ def _load_repo(repo: str, hub: HubOptions):
     """``datasets.load_dataset`` of a Hub id or repo folder, one split of it, with one-line errors."""
     import datasets
 
-    from fac_metric.space.models import offline
+    from fac_metric.space import offline
 
     # datasets caches a repo folder under its *name* and its file patterns, not its path: two folders
     # called "repo" with the same layout read back as whichever came first (even with
@@ -131,8 +131,8 @@ def hub_profile(repo: str, revision: str | None = None) -> Path | None:
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
-    from fac_metric.measure.profile import PROFILE_META
-    from fac_metric.space.models import offline
+    from fac_metric.measure import PROFILE_META
+    from fac_metric.space import offline
 
     try:
         folder = Path(snapshot_download(repo, repo_type="dataset", revision=revision, local_files_only=offline(),

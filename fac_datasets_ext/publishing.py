@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from fac_metric.errors import FacInputError
+from fac_metric import FacInputError
 from fac_metric.publish import check_can_upload, describe_plan, fresh_folder, upload
 
 
@@ -112,7 +112,7 @@ def push_augmented(ds, report: dict | None, repo_id: str, *, private: bool = Fal
 
 def build_profile_repo(profile, out: str | os.PathLike, *, name: str = "", overwrite: bool = False) -> Path:
     """Write a saved or in-memory ``FeatureProfile`` as a Hub dataset repo with its card."""
-    from fac_metric.measure.profile import FeatureProfile
+    from fac_metric import FeatureProfile
 
     if not isinstance(profile, FeatureProfile):
         if not FeatureProfile.is_saved(profile):

@@ -28,6 +28,9 @@ from fac_metric.errors import FacError, FacInputError
 
 RepoType = Literal["model", "dataset", "space"]
 
+__all__ = ["RepoType", "FacHubError", "check_repo_id", "fresh_folder", "link_or_copy", "listing", "describe_plan",
+           "check_can_upload", "upload"]
+
 _REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
 
 

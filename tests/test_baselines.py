@@ -277,7 +277,7 @@ def test_a_missing_extra_says_how_to_install_it(missing, monkeypatch):
 
     monkeypatch.setitem(sys.modules, missing, None)  # what `import` sees when the package is not installed
     monkeypatch.setattr(embedding, "_MODELS", {})
-    with pytest.raises(FacError, match=r'pip install "fac\[baselines\]"'):
+    with pytest.raises(FacError, match=r'pip install "fac-metric\[baselines\]"'):
         if missing == "sklearn.cluster":
             cluster_coverage(np.ones((2, 3)), np.ones((2, 3)))
         else:

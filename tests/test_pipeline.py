@@ -179,7 +179,7 @@ def test_fac_datasets_ext_uses_only_names_fac_metric_publishes():
     import importlib
 
     public = {"fac_metric", "fac_metric.space", "fac_metric.measure", "fac_metric.meaning", "fac_metric.llm",
-              "fac_metric.training"}
+              "fac_metric.training", "fac_metric.publish"}
     for path in sorted((ROOT / "fac_datasets_ext").glob("*.py")):
         for module, names in _imports(path):
             assert module in public, f"{path.name} imports {module}: import from its package instead"

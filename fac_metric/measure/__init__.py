@@ -14,7 +14,7 @@ _CH = "fac_metric.measure.choices"
 __getattr__, __dir__ = lazy_names(__name__, {
     "SparseActivations": "fac_metric.measure.activations", "Threshold": "fac_metric.measure.threshold",
     "FeatureProfile": "fac_metric.measure.profile", "FACResult": "fac_metric.measure.profile",
-    "fac": "fac_metric.measure.profile",
+    "fac": "fac_metric.measure.profile", "PROFILE_META": "fac_metric.measure.profile",
     "RelevanceSpec": _REL, "Relevance": _REL, "select_relevant": _REL, "contrast_features": _REL,
     "all_features": _REL, "benjamini_hochberg": _REL,
     "RELEVANCE_MODES": _CH, "DEFAULT_RELEVANCE": _CH, "DEFAULT_ALPHA": _CH, "DEFAULT_MAX_JUDGED": _CH,
