@@ -4,8 +4,9 @@ relevance, see FAC, the coverage plot and the missing features with their labels
 evaluate's own ``launch_gradio_widget`` uses ``gr.inputs``, gone since gradio 4, so this is an
 app of our own. Run locally with ``python fac_metric/fac/app.py`` (needs ``pip install gradio``;
 ``GRADIO_SERVER_PORT`` picks the port, loopback only unless ``GRADIO_SERVER_NAME`` says otherwise).
-The score is the measurement's: ``run`` calls ``compute()`` of the loaded module, then renders
-the same report ``fac score`` writes.
+The score is the measurement's: ``run`` scores once and builds the page's result with
+``measurement_result``, the function the module's ``compute()`` returns, then renders the
+report ``fac score`` writes.
 
 What a visitor can send is capped (``MAX_TEXTS`` lines and ``MAX_CHARS`` characters per box,
 ``MAX_TEXT_CHARS`` per line), checked by :func:`parse_inputs` before anything is encoded: a
@@ -57,8 +58,6 @@ def parse_inputs(data: str | None, anchor: str | None) -> tuple[list[str], list[
     return boxes[0], boxes[1] or None
 
 
-_measurement = None
-
 
 def feature_space() -> str | None:
     """The feature space this app scores in: ``$FAC_FEATURE_SPACE``, else ``space_config.json``
@@ -88,28 +87,47 @@ def file_texts(path: str | None, name: str) -> str:
     return "\n".join(flat)
 
 
+def scoped_report(page: str) -> str:
+    """The report page as a fragment for the app: its stylesheet applies inside
+    ``<div class="fac-report">`` only (as a whole page it would restyle the app's ``body``).
+
+    >>> scoped_report("<style>body{margin:0}h1,p{color:red}</style><h1>x</h1>")
+    '<div class="fac-report"><style>.fac-report{margin:0}.fac-report h1,.fac-report p{color:red}</style><h1>x</h1></div>'
+    """
+    import re
+
+    def scope(selectors: str) -> str:
+        return ",".join(".fac-report" if s.strip() == "body" else f".fac-report {s.strip()}" for s in selectors.split(","))
+
+    def scope_sheet(match: re.Match) -> str:
+        return "<style>" + re.sub(r"(^|})\s*([^{}]+)\{", lambda m: m.group(1) + scope(m.group(2)) + "{",
+                                  match.group(1)) + "</style>"
+
+    return '<div class="fac-report">' + re.sub(r"<style>(.*?)</style>", scope_sheet, page, flags=re.S) + "</div>"
+
+
 def run(data: str, anchor: str, threshold: float, coverage: str = "match", relevance: str = "all",
         data_file: str | None = None, anchor_file: str | None = None) -> tuple[str, str, dict]:
     """FAC of the pasted (or uploaded) texts: a one-line summary, the report as HTML (coverage plot,
     missing features with labels and highlighted spans) and the result dict (raises ``FacError``)."""
-    global _measurement
     import tempfile
     from pathlib import Path
 
-    from fac_metric.meaning import write_report
+    from fac_metric.meaning import measurement_result, write_report
 
     data = data if data and data.strip() else file_texts(data_file, "Data")
     anchor = anchor if anchor and anchor.strip() else file_texts(anchor_file, "Anchor")
     data_texts, anchor_texts = parse_inputs(data, anchor)
-    if _measurement is None:
-        _measurement = fac_metric.load()
     kwargs = dict(threshold=threshold, feature_space=feature_space(), coverage=coverage,
                   relevance=relevance if anchor_texts else None)
-    result = _measurement.compute(data=data_texts, anchor=anchor_texts, **{k: v for k, v in kwargs.items() if v is not None})
-    out = fac_metric.score(data_texts, anchor_texts, show_progress=False, **{k: v for k, v in kwargs.items() if v is not None})
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}
+    # One encoding for both: score() keeps the anchor spans the report highlights, and
+    # measurement_result() is how compute() turns the same output into its dict.
+    out = fac_metric.score(data_texts, anchor_texts, show_progress=False, **kwargs)
+    result = measurement_result(out)
     with tempfile.TemporaryDirectory() as tmp:
         write_report(out, Path(tmp) / "report", data_name="pasted data", anchor_name="pasted anchor")
-        page = (Path(tmp) / "report" / "report.html").read_text(encoding="utf-8")
+        page = scoped_report((Path(tmp) / "report" / "report.html").read_text(encoding="utf-8"))
     fac = "undefined" if result["fac"] is None else f"{result['fac']:.3f}"
     summary = f"FAC = {fac}: {result['n_covered']} of {result['n_relevant']} relevant features covered."
     return summary, page, result

@@ -9,7 +9,7 @@ import threading
 
 from fac_metric import FacInputError, score
 from fac_metric.space.tokenization import check_item, check_items
-from fac_metric.meaning import form_warning, relevant_table
+from fac_metric.meaning import measurement_result
 from fac_metric.measure import DEFAULT_COVERAGE
 
 _DESCRIPTION = """
@@ -190,23 +190,7 @@ class FAC(evaluate.Measurement):
                     contrast=contrast, alpha=alpha, generator=generator, guideline=guideline, max_judged=max_judged,
                     batch_size=batch_size, show_progress=show_progress,
                     anchor_spans=0, baselines=baselines, coverage=coverage)
-        r = out.result
-        result = {
-            "fac": r.fac,
-            "binary_fac": r.binary_fac,
-            "coverage": r.coverage,
-            "n_covered": r.n_covered,
-            "n_relevant": r.n_reference,
-            "missing_features": r.missing if n_missing < 0 else r.missing[:n_missing],
-            "threshold": r.threshold,
-            "relevance": r.relevance,
-            "relevance_warning": out.relevance.warning if out.relevance is not None else None,
-            "relevant_features": relevant_table(out),
-            "form_warning": form_warning(out),
-        }
-        if out.baselines is not None:
-            result["baselines"] = out.baselines
-        return result
+        return measurement_result(out, n_missing)
 
 
 _OPTIONS = tuple(p for p in inspect.signature(FAC._compute).parameters if p not in ("self", "data"))

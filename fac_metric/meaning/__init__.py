@@ -16,6 +16,7 @@ __getattr__, __dir__ = lazy_names(__name__, {
     "render_spans": _EX, "feature_spans": _EX, "explain_features": _EX, "top_spans": _EX, "add_spans": _EX,
     "summarize": _EX, "CANNOT_TELL": _EX,
     "relevant_table": "fac_metric.meaning.relevant", "form_warning": "fac_metric.meaning.relevant",
+    "measurement_result": "fac_metric.meaning.relevant",
     "feature_is_form": "fac_metric.meaning.relevant",
     "summary_line": _RE, "write_report": _RE, "check_writable_folder": _RE, "result_dict": _RE, "top_missing": _RE, "baseline_rows": _RE,
 })

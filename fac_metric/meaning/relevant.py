@@ -94,4 +94,27 @@ def form_warning(out: Any) -> str | None:
             "or use relevance='judge'")
 
 
-__all__ = ["relevant_table", "form_warning", "feature_is_form", "is_form_token", "FORM_WORDS", "FORM_SHARE"]
+def measurement_result(out: Any, n_missing: int = 100) -> dict:
+    """The result dict of the evaluate module for a ``ScoreOutput`` (``n_missing`` < 0: every
+    missing feature): the module's ``compute()`` and the Space app both build it here, so the page
+    shows exactly what ``compute()`` returns."""
+    r = out.result
+    result = {
+        "fac": r.fac,
+        "binary_fac": r.binary_fac,
+        "coverage": r.coverage,
+        "n_covered": r.n_covered,
+        "n_relevant": r.n_reference,
+        "missing_features": r.missing if n_missing < 0 else r.missing[:n_missing],
+        "threshold": r.threshold,
+        "relevance": r.relevance,
+        "relevance_warning": out.relevance.warning if out.relevance is not None else None,
+        "relevant_features": relevant_table(out),
+        "form_warning": form_warning(out),
+    }
+    if out.baselines is not None:
+        result["baselines"] = out.baselines
+    return result
+
+
+__all__ = ["measurement_result", "relevant_table", "form_warning", "feature_is_form", "is_form_token", "FORM_WORDS", "FORM_SHARE"]
