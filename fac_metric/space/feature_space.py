@@ -38,6 +38,7 @@ from fac_metric.errors import FacInputError, FacModelError
 from fac_metric.measure.activations import SparseActivations
 from fac_metric.measure.profile import FeatureProfile
 from fac_metric.measure.threshold import Threshold, with_dtype
+from fac_metric.space.hooks import centers_writes, is_transformer_lens_hook, layers_path
 from fac_metric.space.layer_reader import LayerReader, auto_dtype, hook_for_layer, layer_of_hook
 from fac_metric.space.models import DEFAULT_LM, load_lm, offline
 from fac_metric.space.sae_io import load_sae
@@ -198,16 +199,24 @@ class FeatureSpace:
         # SAEs are often stored in fp16 (the default one is): on a CPU fp16 matmuls are emulated
         # and ~50x slower, and the SAE is a small share of the work anyway, so it runs in fp32.
         sae_obj.to(device=device, dtype=torch.float32)
+        meta = getattr(sae_obj.cfg, "metadata", None)
         if hook is None:
-            meta_hook = getattr(getattr(sae_obj.cfg, "metadata", None), "hook_name", None)
-            hook = hook_for_layer(layer) if layer is not None else meta_hook
+            meta_hook = getattr(meta, "hook_name", None) if meta is not None else None
+            hook = hook_for_layer(layer, getattr(lm.config, "model_type", "llama")) if layer is not None else meta_hook
         if hook is None:
-            raise FacInputError("say where the SAE reads: pass layer=N (or hook='model.layers.N')")
+            raise FacInputError("say where the SAE reads: pass layer=N, or hook='blocks.N.hook_resid_post' "
+                                "(TransformerLens' name, as sae-lens records it) or a module path such as 'model.layers.N'")
+        if meta is not None and getattr(meta, "hook_head_index", None) is not None:
+            raise FacModelError(f"the SAE reads one attention head ({hook!r}, head {meta.hook_head_index}): "
+                                "fac encodes residual-stream and sublayer-output SAEs only")
         n_layers = getattr(lm.config, "num_hidden_layers", None)
         at = layer_of_hook(hook)
         if at is not None and n_layers is not None and not 0 <= at < n_layers:
             raise FacModelError(f"layer {at} is out of range: {model or DEFAULT_LM} has layers 0..{n_layers - 1}")
-        reader = LayerReader(lm, tokenizer, hook, TextRule(text_format, max_length))
+        # sae-lens reads a TransformerLens model loaded with the SAE's own kwargs: centring is the
+        # one of them that changes the residual stream (see fac_metric.space.hooks).
+        reader = LayerReader(lm, tokenizer, hook, TextRule(text_format, max_length),
+                             center=is_transformer_lens_hook(hook) and centers_writes(sae_obj))
         name = str(model) if model is not None else DEFAULT_LM
         space = cls(reader, sae_obj, model_name=name, pooling=pooling, threshold=threshold, scales=scales)
         # The commit a Hub LM was read at (transformers records it), so the saved space names it.
@@ -373,14 +382,14 @@ class FeatureSpace:
         """
         if getattr(self, "_lm_fp", None) is None:
             h = hashlib.blake2b(digest_size=12)
-            at = layer_of_hook(self.reader.hook)
+            at = self.reader.site.layer
+            container = layers_path(getattr(self.reader.model.config, "model_type", "")) + "."
             for name, p in self.reader.model.named_parameters():
-                parts = name.split(".")
-                if "layers" in parts and at is not None:
-                    idx = parts[parts.index("layers") + 1]
+                if at is not None and name.startswith(container):
+                    idx = name[len(container):].split(".", 1)[0]
                     if idx.isdigit() and int(idx) > at:
                         continue
-                if "lm_head" in name or name.startswith("model.norm"):
+                if "lm_head" in name or name.startswith(("model.norm", "transformer.ln_f")):
                     continue
                 h.update(name.encode())
                 h.update(p.detach().to(torch.bfloat16).float().cpu().contiguous().numpy().tobytes())
@@ -401,6 +410,8 @@ class FeatureSpace:
             rule = self.reader.rule
             h.update(json.dumps([self.lm_fingerprint(), self.reader.hook, rule.format, rule.max_length, self.pooling,
                                  int(self.sae.cfg.k) if hasattr(self.sae.cfg, "k") else None]).encode())
+            if self.reader.site.center:  # a centred stream is another encoding (only named where it applies)
+                h.update(b"centered")
             h.update(self.scales.tobytes())
             h.update((self.reader.tokenizer.chat_template or "").encode())
             self._fingerprint = with_dtype(h.hexdigest(), self.dtype)

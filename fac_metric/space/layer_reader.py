@@ -15,6 +15,7 @@ from typing import Iterator, Sequence
 import torch
 
 from fac_metric.errors import FacInputError, FacModelError
+from fac_metric.space.hooks import HookSite, is_transformer_lens_hook, layers_path, resolve_hook
 from fac_metric.space.tokenization import TextItem, TextRule, Tokenized, tokenize
 
 
@@ -36,13 +37,17 @@ class ResidualBatch:
     """Tokens run through the model, padding excluded (scaffolding included)."""
 
 
-def hook_for_layer(layer: int) -> str:
-    """The module path of decoder layer ``layer`` in Llama-style HF models (``model.layers.N``)."""
-    return f"model.layers.{layer}"
+def hook_for_layer(layer: int, model_type: str = "llama") -> str:
+    """The module path of decoder layer ``layer`` (``model.layers.N`` in Llama-style models,
+    ``transformer.h.N`` in GPT-2): its output is TransformerLens' ``blocks.N.hook_resid_post``."""
+    return f"{layers_path(model_type)}.{layer}"
 
 
 def layer_of_hook(hook: str) -> int | None:
-    """Inverse of :func:`hook_for_layer` where the hook names a numbered layer."""
+    """The decoder layer a hook belongs to (a module path ending in a number, or a
+    TransformerLens ``blocks.L.…`` name), None where it names none."""
+    if is_transformer_lens_hook(hook):
+        return int(hook.split(".")[1])
     tail = hook.rsplit(".", 1)[-1]
     return int(tail) if tail.isdigit() else None
 
@@ -74,20 +79,28 @@ def auto_dtype(device: torch.device) -> torch.dtype:
 
 
 class LayerReader:
-    """An LM cut at one layer, with the tokenisation rule that says which tokens count."""
+    """An LM cut at one layer, with the tokenisation rule that says which tokens count.
 
-    def __init__(self, model, tokenizer, hook: str, rule: TextRule):
+    ``hook`` is a transformers module path (its output is read) or a TransformerLens name
+    (``blocks.L.hook_resid_pre``, ...: see :mod:`fac_metric.space.hooks`); ``center`` removes
+    the stream's mean as TransformerLens' ``center_writing_weights`` does (LayerNorm models).
+    """
+
+    def __init__(self, model, tokenizer, hook: str, rule: TextRule, *, center: bool = False):
         self.model = model
         self.tokenizer = tokenizer
         self.hook = hook
         self.rule = rule
+        model_type = getattr(model.config, "model_type", "")
+        self.site: HookSite = resolve_hook(model_type, hook, center=center)
         try:
-            self.module = model.get_submodule(hook)
+            self.module = model.get_submodule(self.site.module)
         except AttributeError as err:
             n_layers = getattr(model.config, "num_hidden_layers", None)
             raise FacModelError(
                 f"hook {hook!r} names no module of {type(model).__name__}"
-                + (f" (it has layers 0..{n_layers - 1}: use 'model.layers.N')" if n_layers else "")
+                + (f" (it has layers 0..{n_layers - 1}: use '{hook_for_layer(0, model_type)[:-1]}N' or "
+                   "'blocks.N.hook_resid_post')" if n_layers else "")
             ) from err
         self.d_model = int(model.config.hidden_size)
 
@@ -154,7 +167,14 @@ class LayerReader:
             captured.append(output[0] if isinstance(output, tuple) else output)
             raise _StopForward
 
-        handle = self.module.register_forward_hook(stop)
+        def stop_before(_module, args, kwargs):  # the module's input: it never runs
+            captured.append(args[0] if args else kwargs["hidden_states"])
+            raise _StopForward
+
+        if self.site.side == "input":
+            handle = self.module.register_forward_pre_hook(stop_before, with_kwargs=True)
+        else:
+            handle = self.module.register_forward_hook(stop)
         try:
             self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
         except _StopForward:
@@ -163,4 +183,6 @@ class LayerReader:
             handle.remove()
         if not captured:
             raise FacModelError(f"hook {self.hook!r} never ran during the forward pass")
+        if self.site.center:
+            return captured[0] - captured[0].mean(dim=-1, keepdim=True)
         return captured[0]

@@ -7,7 +7,9 @@ not: know about LMs or pooling.
 Accepted specs:
 
 - a folder holding sae-lens' ``cfg.json`` + ``sae_weights.safetensors``;
-- ``"RELEASE/SAE_ID"`` or ``(release, sae_id)``: ``SAE.from_pretrained`` (needs the Hub);
+- ``"RELEASE/SAE_ID"`` or ``(release, sae_id)``: ``SAE.from_pretrained`` of sae-lens' catalogue
+  (ids with dots and slashes, as sae-lens writes them), or ``"org/repo/SAE_ID"`` of any Hub repo
+  sae-lens reads (see :func:`split_sae_spec`); from the Hub, or from its cache offline;
 - a ``.pth``/``.pt`` file of the FAC paper (``Zhongzhi1228/sae_*_h65536``): a dict
   ``{"weight": state_dict, "config": {"d_inp", "d_hide", "topK"?}}`` of a tied TopK SAE, whose
   encoder is ``relu(topk((x - b_dec) @ W_enc + b_enc))`` and decoder ``W_enc.T``.
@@ -45,26 +47,53 @@ def load_sae(spec, device: str | torch.device = "cpu"):
             raise FacModelError(f"SAE folder {path} is corrupt or not a sae-lens SAE: {err}") from err
     if path.is_file() and path.suffix in {".pth", ".pt"}:
         return load_paper_checkpoint(path, device=device)
-    if path.exists() or path.suffix:
+    # Only a file that exists, or a name ending like one, is a path: sae-lens' ids hold dots
+    # ("gpt2-small-res-jb/blocks.8.hook_resid_pre"), which are not file suffixes.
+    if path.exists() or path.suffix in _FILE_SUFFIXES:
         raise FacModelError(f"cannot read SAE {str(spec)!r}: expected a sae-lens folder or a .pth/.pt file of the FAC paper")
-    if "/" in str(spec):
-        release, _, sae_id = str(spec).partition("/")
-        return _from_release(release, sae_id, device=device)
-    raise FacModelError(f"SAE {str(spec)!r} is neither a local path nor 'RELEASE/SAE_ID' of sae-lens' pretrained SAEs")
+    return _from_release(*split_sae_spec(str(spec)), device=device)
+
+
+_FILE_SUFFIXES = {".pth", ".pt", ".safetensors", ".json", ".bin", ".ckpt"}
+
+
+def split_sae_spec(spec: str) -> tuple[str, str]:
+    """``(release, sae_id)`` of a string naming a pretrained SAE the way sae-lens does.
+
+    ``"RELEASE/SAE_ID"`` where RELEASE is in sae-lens' catalogue (the id may hold dots and
+    slashes), else ``"org/repo/SAE_ID"``: a Hub repo sae-lens reads directly, SAE_ID being the
+    folder inside it.
+
+    >>> split_sae_spec("gpt2-small-res-jb/blocks.8.hook_resid_pre")
+    ('gpt2-small-res-jb', 'blocks.8.hook_resid_pre')
+    >>> split_sae_spec("my-org/my-saes/layer_8/width_16k")
+    ('my-org/my-saes', 'layer_8/width_16k')
+    """
+    from sae_lens.loading.pretrained_saes_directory import get_pretrained_saes_directory
+
+    releases = [r for r in get_pretrained_saes_directory() if spec.startswith(r + "/")]
+    if releases:
+        release = max(releases, key=len)
+        return release, spec[len(release) + 1 :]
+    parts = spec.split("/")
+    if len(parts) >= 3 and all(parts):
+        return "/".join(parts[:2]), "/".join(parts[2:])
+    raise FacModelError(
+        f"SAE {spec!r} is not a local path, nor 'RELEASE/SAE_ID' of a release in sae-lens' catalogue, nor "
+        "'org/repo/SAE_ID' of a Hub repo (SAE_ID: the SAE's folder in the repo); pass (release, sae_id) to be explicit")
 
 
 def _from_release(release: str, sae_id: str, device) -> object:
     from sae_lens import SAE
 
-    if offline():
-        raise FacModelError(
-            f"SAE release {release!r} / {sae_id!r} needs the Hugging Face Hub, but HF_HUB_OFFLINE=1: "
-            "unset it, or pass a local sae-lens folder (e.g. the default feature space, fac_metric.default_space_path())"
-        )
     try:
         return SAE.from_pretrained(release, sae_id, device=str(device))
     except Exception as err:
-        raise FacModelError(f"cannot load SAE {sae_id!r} of release {release!r}: {err}") from err
+        if offline():  # huggingface_hub found nothing in its cache
+            raise FacModelError(
+                f"SAE {sae_id!r} of {release!r} is not in the Hugging Face cache and HF_HUB_OFFLINE=1: unset it to "
+                "download it once, or pass a local sae-lens folder (e.g. fac_metric.default_space_path())") from err
+        raise FacModelError(f"cannot load SAE {sae_id!r} of {release!r}: {err}") from err
 
 
 def load_paper_checkpoint(path: str | Path, device="cpu", k: int | None = None):
