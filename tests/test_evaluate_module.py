@@ -1,6 +1,7 @@
 """The evaluate module: evaluate.load(fac_metric.MODULE_PATH) works offline, streams, caches the model."""
 
 import threading
+from pathlib import Path
 
 import evaluate
 import pytest
@@ -99,3 +100,33 @@ def test_relevance_modes_and_a_user_contrast_set(measurement, heldout_texts, anc
 def test_empty_data_is_a_clear_error(measurement, anchor_texts):
     with pytest.raises(ValueError, match="data"):
         measurement.compute(data=[], anchor=anchor_texts[:5])
+
+
+TEXT_DUPLICATES = str(Path(__file__).parent / "data" / "evaluate_modules" / "text_duplicates")
+
+
+def test_combine_with_another_measurement_takes_fac_options_at_load(measurement, heldout_texts, anchor_texts):
+    # evaluate.combine forwards every compute() keyword to every module: FAC's own options are
+    # given to evaluate.load, and compute() sends only what all modules take (data=).
+    data = heldout_texts[:6] + heldout_texts[:2]  # two duplicates for the other measurement to find
+    anchor = anchor_texts[:40]
+    duplicates = evaluate.load(TEXT_DUPLICATES)
+    with pytest.raises(TypeError, match="anchor"):  # what users hit: the other module is given anchor=
+        evaluate.combine([duplicates, measurement]).compute(data=data, anchor=anchor)
+    combined = evaluate.combine([fac_metric.load(anchor=anchor, n_missing=5), duplicates])
+    r = combined.compute(data=data)
+    alone = measurement.compute(data=data, anchor=anchor, n_missing=5)
+    assert r["fac"] == alone["fac"] and r["missing_features"] == alone["missing_features"]
+    assert r["duplicate_fraction"] == pytest.approx(0.25)
+    for start in range(0, len(data), 3):  # streaming through the combination too
+        combined.add_batch(data=data[start : start + 3])
+    assert combined.compute() == r
+    # Options at compute() still override those given at load.
+    assert fac_metric.load(anchor=anchor, coverage="binary").compute(data=data, coverage="match")["fac"] == alone["fac"]
+
+
+def test_options_at_load_are_checked_at_load(anchor_texts):
+    with pytest.raises(fac_metric.FacInputError, match="n_missing"):
+        fac_metric.load(anchor=anchor_texts[:5], n_missing="all")
+    with pytest.raises(fac_metric.FacInputError, match="not predictions="):
+        fac_metric.load().compute(predictions=["a text"])

@@ -126,6 +126,12 @@ class FAC(evaluate.Measurement):
         )
 
     def __init__(self, *args, **kwargs):
+        # FAC's options given at load time (evaluate.load(..., anchor=A)) are this module's
+        # defaults: evaluate.combine forwards every compute() keyword to every module, so
+        # options meant for FAC alone must be set here to combine it with other measurements.
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k in _OPTIONS}
+        _check_options(options)
+        self._defaults = options
         # evaluate keeps one accumulation per module (its Arrow writer, cache file and data):
         # two threads in compute() at once read and close each other's files. The lock makes
         # add/add_batch/compute atomic, so threads sharing one loaded module each get their own
@@ -144,7 +150,9 @@ class FAC(evaluate.Measurement):
 
     def compute(self, *, data=None, **kwargs):
         """Compute FAC (arguments below); refuses empty data and bad options before any work.
-        Safe to call from several threads on one module: calls run one at a time."""
+        Options given to ``evaluate.load`` are defaults that these override. Safe to call from
+        several threads on one module: calls run one at a time."""
+        kwargs = {**getattr(self, "_defaults", {}), **_without_empty_pair(kwargs)}
         _check_options(kwargs)
         # evaluate fails with an IndexError deep inside feature inference on an empty list.
         if data is not None and not isinstance(data, (str, bytes)) and hasattr(data, "__len__") and len(data) == 0:
@@ -155,6 +163,7 @@ class FAC(evaluate.Measurement):
     def add_batch(self, *, data=None, **kwargs):
         """Add texts (strings, or chats: lists of {"role", "content"} messages) to score later;
         every batch until ``compute`` must hold the same kind (evaluate stores one per column)."""
+        kwargs = _without_empty_pair(kwargs)
         with self._state_lock:
             if data is None:
                 return super().add_batch(**kwargs)
@@ -162,6 +171,7 @@ class FAC(evaluate.Measurement):
 
     def add(self, *, data=None, **kwargs):
         """Add one text (a string or a chat) to score later."""
+        kwargs = _without_empty_pair(kwargs)
         with self._state_lock:
             if data is None:
                 return super().add(**kwargs)
@@ -194,6 +204,17 @@ class FAC(evaluate.Measurement):
 
 
 _OPTIONS = tuple(p for p in inspect.signature(FAC._compute).parameters if p not in ("self", "data"))
+
+
+def _without_empty_pair(kwargs: dict) -> dict:
+    """``kwargs`` less the ``predictions=None, references=None`` that ``evaluate.combine`` sends
+    every module; FAC measures ``data``, so either one given is a clear error."""
+    for name in ("predictions", "references"):
+        if name in kwargs:
+            if kwargs[name] is not None:
+                raise FacInputError(f"FAC is a measurement of data=, not {name}=: pass the texts as data=")
+            kwargs = {k: v for k, v in kwargs.items() if k != name}
+    return kwargs
 
 
 def _check_options(options: dict) -> None:
