@@ -130,3 +130,41 @@ def test_options_at_load_are_checked_at_load(anchor_texts):
         fac_metric.load(anchor=anchor_texts[:5], n_missing="all")
     with pytest.raises(fac_metric.FacInputError, match="not predictions="):
         fac_metric.load().compute(predictions=["a text"])
+
+
+_RANK = """
+import json, sys
+import fac_metric
+from fac_metric.examples import load_example
+rank, cache = int(sys.argv[1]), sys.argv[2]
+data = load_example("ifeval_heldout")[:12]
+m = fac_metric.load(num_process=2, process_id=rank, cache_dir=cache, experiment_id="two", timeout=300,
+                    anchor=load_example("ifeval_anchor")[:40], n_missing=-1)
+for start in (rank * 6, rank * 6 + 4):                        # each process adds its own half
+    m.add_batch(data=data[start : min(start + 4, rank * 6 + 6)])
+result = m.compute()
+print(json.dumps({"encoded_here": m._encoded_here, "result": result}))
+"""
+
+
+def test_two_processes_each_encode_their_share_and_process_0_returns_the_one_process_result(
+        tmp_path, heldout_texts, anchor_texts):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    script = _RANK
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(rank), str(tmp_path)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for rank in (0, 1)]
+    outs = []
+    for proc in procs:
+        stdout, stderr = proc.communicate(timeout=600)
+        assert proc.returncode == 0, stderr[-3000:]
+        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    assert [o["encoded_here"] for o in outs] == [6, 6]  # neither process encoded the other's texts
+    assert outs[1]["result"] is None
+    alone = fac_metric.load().compute(data=heldout_texts[:12], anchor=anchor_texts[:40], n_missing=-1)
+    assert outs[0]["result"] == json.loads(json.dumps(alone))
+    assert not list(tmp_path.rglob("*.fac.safetensors"))  # the shards are cleaned up with evaluate's files

@@ -5,9 +5,14 @@ import datasets
 import evaluate
 
 import inspect
+import os
 import threading
+import warnings
+from pathlib import Path
 
-from fac_metric import FacInputError, score
+from fac_metric import FacInputError, FacWarning, get_feature_space, score
+from fac_metric.measure import SparseActivations
+from fac_metric.space.tokenization import NonBlank
 from fac_metric.space.tokenization import check_item, check_items
 from fac_metric.meaning import measurement_result
 from fac_metric.measure import DEFAULT_COVERAGE
@@ -158,7 +163,40 @@ class FAC(evaluate.Measurement):
         if data is not None and not isinstance(data, (str, bytes)) and hasattr(data, "__len__") and len(data) == 0:
             raise FacInputError("data is empty: pass at least one text (or add_batch before compute)")
         with self._state_lock:
+            if self.num_process > 1:
+                return self._compute_distributed(data, kwargs)
             return super().compute(**kwargs) if data is None else super().compute(data=data, **kwargs)
+
+    def _compute_distributed(self, data, kwargs: dict):
+        """``num_process`` > 1: every process encodes the texts it added, then process 0 merges.
+
+        evaluate alone would gather every process's texts on process 0 and encode them all
+        there. Here each process finalises its own cache file, encodes those texts into
+        activations saved beside it (``<cache file>.fac.safetensors``), and only then takes
+        evaluate's usual path, whose file locks make process 0 wait for every other process:
+        process 0 then scores the concatenated activations (rank order, evaluate's order) and
+        returns the result, equal to one process scoring all texts; the others return None.
+        """
+        if data is not None:
+            self.add_batch(data=data)
+        if self.writer is None:
+            raise FacInputError(f"process {self.process_id} of {self.num_process} has no data: every process must "
+                                "add its share (add_batch or compute(data=...)) before compute()")
+        own = self.cache_file_name
+        self.writer.finalize()
+        self.writer = None
+        texts = _read_arrow(own, self.selected_feature_format)
+        space = get_feature_space(kwargs.get("feature_space"))
+        kept = NonBlank(texts)
+        acts = space.encode(kept, batch_size=kwargs.get("batch_size", 32), show_progress=kwargs.get("show_progress", False))
+        if kept.dropped:
+            warnings.warn(f"data: dropped {kept.dropped} empty or whitespace-only text(s) of {len(texts)} on process "
+                          f"{self.process_id}", FacWarning, stacklevel=3)
+        tmp = Path(f"{own}.fac.tmp.safetensors")
+        acts.save(tmp)
+        os.replace(tmp, f"{own}.fac.safetensors")  # whole or absent: process 0 never reads half a file
+        self._encoded_here = acts.n_texts
+        return super().compute(**{**kwargs, "_shards": True})
 
     def add_batch(self, *, data=None, **kwargs):
         """Add texts (strings, or chats: lists of {"role", "content"} messages) to score later;
@@ -195,7 +233,11 @@ class FAC(evaluate.Measurement):
 
     def _compute(self, data, anchor=None, feature_space=None, threshold=None, relevance=None, contrast=None,
                  alpha=None, generator=None, guideline=None, max_judged=None, batch_size=32,
-                 show_progress=False, n_missing=100, baselines=False, coverage=DEFAULT_COVERAGE):
+                 show_progress=False, n_missing=100, baselines=False, coverage=DEFAULT_COVERAGE, _shards=False):
+        if _shards:  # process 0 of a distributed compute: the texts were encoded where they were added
+            if baselines:
+                raise FacInputError("baselines=True reads the texts themselves: compute them in one process")
+            data = self._gathered_activations()
         out = score(data, anchor, feature_space=feature_space, threshold=threshold, relevance=relevance,
                     contrast=contrast, alpha=alpha, generator=generator, guideline=guideline, max_judged=max_judged,
                     batch_size=batch_size, show_progress=show_progress,
@@ -203,7 +245,26 @@ class FAC(evaluate.Measurement):
         return measurement_result(out, n_missing)
 
 
-_OPTIONS = tuple(p for p in inspect.signature(FAC._compute).parameters if p not in ("self", "data"))
+    def _gathered_activations(self) -> SparseActivations:
+        """Every process's activations, in rank order (process 0 holds all their locks by now)."""
+        parts = []
+        for path in self.file_paths:
+            shard = Path(f"{path}.fac.safetensors")
+            parts.append(SparseActivations.load(shard))
+            shard.unlink()
+        return SparseActivations.concat(parts)
+
+
+def _read_arrow(path: str, features) -> list:
+    """The ``data`` column of one evaluate cache file (as evaluate's own _finalize reads them)."""
+    from datasets import Dataset, DatasetInfo
+    from datasets.arrow_reader import ArrowReader
+
+    reader = ArrowReader(path="", info=DatasetInfo(features=features))
+    return Dataset(**reader.read_files([{"filename": path}]))["data"]
+
+
+_OPTIONS = tuple(p for p in inspect.signature(FAC._compute).parameters if p not in ("self", "data", "_shards"))
 
 
 def _without_empty_pair(kwargs: dict) -> dict:
