@@ -110,6 +110,43 @@ class FeatureEncoder:
     def values_column(self) -> str:
         return f"{self.prefix}feature_values"
 
+    def output_features(self):
+        """The two columns this encoder adds, typed: ``list<int32>`` ids, ``list<float32>`` values."""
+        from datasets import Features, List, Value
+
+        return Features({self.ids_column: List(Value("int32")), self.values_column: List(Value("float32"))})
+
+    def features_for(self, ds) -> Any:
+        """The features of ``ds`` once mapped with this encoder: its own plus :meth:`output_features`.
+
+        What ``IterableDataset.map`` needs as ``features=`` to know its output's types
+        (``datasets`` cannot infer them from a function); a ``Dataset`` gets the same types.
+        """
+        features = ds.features
+        if features is None and hasattr(ds, "_resolve_features"):  # an untyped stream: read its first row
+            features = ds._resolve_features().features
+        if features is None:
+            raise FacInputError("the dataset does not declare its features: cast it first (ds.cast(features)) "
+                                "or pass features= to map yourself")
+        clash = sorted(set(features) & set(self.output_features()))
+        if clash:
+            raise FacInputError(f"the dataset already has column(s) {clash}: drop them or pass another prefix=")
+        return type(features)({**features, **self.output_features()})
+
+    def map(self, ds, **map_kwargs: Any):
+        """``ds.map(self, batched=True, ...)`` with the output features declared, for a
+        ``Dataset`` or an ``IterableDataset`` (which then knows its column types, as a
+        ``Dataset`` does). ``map_kwargs`` go to ``ds.map`` (``num_proc``, ``desc``, ...).
+
+        >>> from datasets import Dataset
+        >>> stream = Dataset.from_dict({"text": ["Write a haiku about rain."]}).to_iterable_dataset()
+        >>> encoder = FeatureEncoder(column="text")
+        >>> stream.map(encoder, batched=True).features is None, encoder.map(stream).features[encoder.ids_column]
+        (True, List(Value('int32')))
+        """
+        map_kwargs.setdefault("batch_size", self.batch_size)
+        return ds.map(self, batched=True, features=self.features_for(ds), **map_kwargs)
+
     def __call__(self, batch: Mapping[str, Any]) -> dict[str, Any]:
         """Active feature ids and values of a batch (``batched=True``) or of one row.
 

@@ -137,6 +137,28 @@ def test_iterable_dataset_is_mapped_lazily(space, texts):
         next(iter(lazy))
 
 
+def test_a_stream_mapped_by_the_encoder_declares_its_typed_columns(space, texts):
+    from datasets import Features, IterableDataset, List, Value
+
+    def rows():
+        for i, text in enumerate(texts[:5]):
+            yield {"id": i, "text": text}
+
+    stream = IterableDataset.from_generator(rows, features=Features({"id": Value("int64"), "text": Value("string")}))
+    encoder = FeatureEncoder(space)
+    assert stream.map(encoder, batched=True).features is None  # what datasets alone gives
+    mapped = encoder.map(stream, batch_size=2)
+    assert mapped.features == Features({"id": Value("int64"), "text": Value("string"),
+                                        "fac_feature_ids": List(Value("int32")),
+                                        "fac_feature_values": List(Value("float32"))})
+    got = list(mapped)
+    want = Dataset.from_dict({"text": texts[:5]}).map(encoder, batched=True)
+    assert [r["id"] for r in got] == list(range(5))
+    assert_same([(r["fac_feature_ids"], r["fac_feature_values"]) for r in got], columns(want))
+    with pytest.raises(FacInputError, match="already has column"):
+        encoder.map(mapped)
+
+
 def test_missing_column_and_bad_cells_say_what_to_fix(space):
     ds = Dataset.from_dict({"prompt": ["a", "b"], "id": [1, 2]})
     with pytest.raises(FacInputError, match=r"column 'text' is not in the dataset: its columns are \['prompt', 'id'\]"):
