@@ -218,14 +218,15 @@ def augment_with_fac(self, anchor, budget: int | None = None, max_calls: int | N
 
 def augment_dataset_dict(self, anchor, budget: int | None = None, *args: Any, split: str | None = None,
                          **kwargs: Any):
-    """``augment_with_fac`` on each split (each its own run and budget), or only on ``split``."""
+    """``augment_with_fac`` on each split (each its own run and budget), or only on ``split``;
+    the other splits get the provenance columns of original rows, so every split has one schema."""
     import datasets
 
     if split is not None and split not in self:
         raise FacInputError(f"split {split!r} is not in the DatasetDict; it has {list(self)}")
     names = [split] if split is not None else list(self)
-    return datasets.DatasetDict({name: augment_with_fac(ds, anchor, budget, *args, **kwargs) if name in names else ds
-                                 for name, ds in self.items()})
+    return datasets.DatasetDict({name: augment_with_fac(ds, anchor, budget, *args, **kwargs) if name in names
+                                 else with_provenance(ds) for name, ds in self.items()})
 
 
 def register() -> None:
@@ -337,19 +338,33 @@ def _constants(ds, anchor_rows, shape: DataShape, given: Mapping[str, Any] | Non
     return out
 
 
-def _assemble(ds, shape: DataShape, rows, constants: Mapping[str, Any], generator_name: str, *,
-              keep_in_memory: bool | None = None):
+def _provenance_features(ds):
     import datasets
 
     features = ds.features.copy()
     features.update({"fac_synthetic": datasets.Value("bool"), "fac_target_feature": datasets.Value("int64"),
                      "fac_activation": datasets.Value("float32"), "fac_generator": datasets.Value("string")})
+    return features
+
+
+def with_provenance(ds):
+    """``ds`` with the :data:`PROVENANCE_COLUMNS` of original rows (not synthetic, no target):
+    what every row of an augmented dataset carries, so splits augmented or not share one schema."""
+    features = _provenance_features(ds)
     n = len(ds)
-    original = ds
     for name, values in (("fac_synthetic", [False] * n), ("fac_target_feature", [None] * n),
                          ("fac_activation", [None] * n), ("fac_generator", [None] * n)):
         if name not in ds.column_names:  # an already augmented dataset keeps its provenance
-            original = original.add_column(name, values, feature=features[name])
+            ds = ds.add_column(name, values, feature=features[name])
+    return ds
+
+
+def _assemble(ds, shape: DataShape, rows, constants: Mapping[str, Any], generator_name: str, *,
+              keep_in_memory: bool | None = None):
+    import datasets
+
+    features = _provenance_features(ds)
+    original = with_provenance(ds)
     if not rows:
         return original
     new = [{**shape.new_row(r.text, r.generated, ds.column_names, constants), "fac_synthetic": True,

@@ -381,3 +381,14 @@ def test_max_calls_is_never_exceeded(fake_endpoint, space, brown_texts, anchor_t
     again = fac_datasets_ext.augment(out.dataset, anchor_texts[:40], max_calls=0, generator=gen, feature_space=space,
                                      cache_dir=tmp_path, show_progress=False)
     assert again.dataset.to_list() == out.dataset.to_list() and again.report["synthesis"]["stopped_by"] == "max_calls"
+
+
+def test_a_dataset_dict_augmented_on_one_split_keeps_one_schema(space, local_generator, heldout_texts, anchor_texts,
+                                                                 tmp_path):
+    splits = datasets.DatasetDict({"train": datasets.Dataset.from_dict({"text": heldout_texts[:8]}),
+                                   "test": datasets.Dataset.from_dict({"text": heldout_texts[8:12]})})
+    out = splits.augment_with_fac(anchor_texts[:30], split="train", max_calls=0, generator=local_generator,
+                                  feature_space=space, cache_dir=tmp_path, show_progress=False)
+    assert out["train"].features == out["test"].features  # before: test lacked the provenance columns
+    assert out["test"]["text"] == heldout_texts[8:12] and out["test"]["fac_synthetic"] == [False] * 4
+    assert len(datasets.concatenate_datasets([out["train"], out["test"]])) == 12  # what a schema mismatch breaks
