@@ -133,6 +133,13 @@ def _add_score(sub) -> None:
                    help="also compute text-diversity and embedding baselines of the same texts (distinct-n, "
                         "self-BLEU, Vendi, cluster coverage, ...) beside FAC; needs pip install \"fac-metric[baselines]\"")
     _add_run_options(p)
+    _add_processes_option(p)
+
+
+def _add_processes_option(p) -> None:
+    p.add_argument("--processes", type=int, default=1,
+                   help="encode the data in N processes (CPU or one GPU each), the same result as one: fac starts them "
+                        "itself (torchrun); under an accelerate launch / torchrun of your own, leave it out")
 
 
 def _add_train(sub) -> None:
@@ -203,10 +210,18 @@ def _preflight(args, out_folder: str | None) -> None:
 
 
 def cmd_score(args) -> int:
+    from fac_metric import Ranks
     from fac_metric.meaning import baseline_rows, summary_line, write_report
 
-    _preflight(args, args.out)
-    out = _score(args, _texts_or_profile(args.data, args.column, _hub(args)), _anchor(args), baselines=args.baselines)
+    ranks = Ranks.current()
+    if ranks.main:
+        _preflight(args, args.out)
+    if args.processes > 1 and ranks.world == 1:
+        return _spread(args.processes, args.argv)
+    out = _score(args, _texts_or_profile(args.data, args.column, _hub(args)), _anchor(args), baselines=args.baselines,
+                 ranks=ranks)
+    if out is None:  # another process' share: process 0 reports
+        return 0
     res = write_report(out, args.out, data_name=str(args.data), anchor_name=str(args.anchor))
     if args.save_profiles:
         out.data_profile.save(Path(args.out) / "data_profile")
@@ -285,14 +300,58 @@ def _relevance(args, generator=None):
                             generator=(generator or _generator(args)) if mode == "judge" else None)
 
 
-def _score(args, data, anchor, generator=None, *, baselines: bool = False):
+def _score(args, data, anchor, generator=None, *, baselines: bool = False, ranks=None):
     """``score()`` with the relevance options shared by ``fac score`` and ``fac explain``
     (``generator``: one already loaded, which then also judges: an LLM loads once per command)."""
     from fac_metric import score
 
     return score(data, anchor, feature_space=args.feature_space, threshold=args.threshold,
-                 relevance=_relevance(args, generator), batch_size=args.batch_size, show_progress=not args.quiet,
-                 baselines=baselines, coverage=getattr(args, "coverage", "binary"))
+                 relevance=_relevance(args, generator), batch_size=args.batch_size,
+                 show_progress=not args.quiet and (ranks is None or ranks.main),
+                 baselines=baselines, coverage=getattr(args, "coverage", "binary"), ranks=ranks)
+
+
+def _spread(n: int, argv: list[str]) -> int:
+    """Run this very command in ``n`` processes and return their exit status.
+
+    ``torch.distributed.run`` (torchrun) starts them on one machine, on CPU (gloo) or one GPU
+    each; ``accelerate launch`` would need ``--multi_gpu`` to start more than one on a CPU, which
+    surprises everyone. Each process gets an equal share of the cores (two CPU-heavy processes
+    on all cores each crawl). The same command without ``--processes`` is what each runs.
+    """
+    import subprocess
+
+    from fac_metric import FacInputError
+
+    if n > (os.cpu_count() or 1) and not _cuda_count():
+        raise FacInputError(f"--processes {n}: this machine has {os.cpu_count()} CPU cores and no GPU")
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // n))
+    env = {**os.environ, "OMP_NUM_THREADS": threads, "TOKENIZERS_PARALLELISM": "false"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n}",
+           "-m", "fac_datasets_ext.cli", *_without_processes(argv)]
+    if subprocess.run(cmd, env=env).returncode:
+        print(f"fac: error: one of the {n} processes failed: its message is above", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _cuda_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def _without_processes(argv: list[str]) -> list[str]:
+    """``argv`` less ``--processes N`` / ``--processes=N``."""
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--processes":
+            skip = True
+        elif not arg.startswith("--processes="):
+            out.append(arg)
+    return out
 
 
 def _add_explain(sub) -> None:
@@ -547,6 +606,7 @@ def main(argv: list[str] | None = None) -> int:
     from fac_metric import FacError
 
     args = build_parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --processes runs again in each process
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         with _plain_warnings(args.command), _quiet(getattr(args, "quiet", False)):

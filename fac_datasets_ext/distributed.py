@@ -1,8 +1,8 @@
 """Spreading work over the processes of an ``accelerate launch``, with the same result for any count.
 
-Owns: which process does which share (``Ranks.share``: round-robin over a fixed, ordered list of
-work units), gathering everyone's results to every process (``Ranks.gather``), and profiling a
-list of texts in fixed blocks spread over the processes (``profile_spread``). The result never
+Owns: profiling a list of texts in fixed blocks spread over the processes (``profile_spread``,
+with a per-block cache a killed run resumes from); which process is which, and gathering, is
+:class:`fac_metric.ranks.Ranks` (re-exported here). The result never
 depends on the number of processes because the *units* never do: a block of texts is encoded
 as the same batch whichever process takes it (a text's activations move by ~1e-5 with its
 batch-mates), and results are put back in unit order, never in arrival order. Must not: decide
@@ -18,70 +18,16 @@ Without a launcher there is one process and nothing is gathered:
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence, TypeVar
+from typing import Sequence
 
 import numpy as np
 
-from fac_metric import FeatureProfile, SparseActivations, Threshold
-
-_T = TypeVar("_T")
+from fac_metric import FeatureProfile, Ranks, SparseActivations, Threshold
 
 ENCODE_BLOCK = 64
 """Texts per encoding unit. Each block is one ``FeatureSpace.encode`` call, so its batches (and
 their floating-point sums) are the same for 1 or N processes."""
-
-
-@dataclass(frozen=True)
-class Ranks:
-    """This process' place among ``world`` processes (``rank`` 0 is the main one)."""
-
-    rank: int = 0
-    world: int = 1
-    device: str | None = None
-    """This process' accelerator (``cuda:<local rank>``) when several share a machine, else None."""
-
-    @classmethod
-    def current(cls) -> "Ranks":
-        """The processes of the running ``accelerate launch`` (or ``torchrun``), else a single one.
-
-        Without CUDA the processes talk over gloo on CPU: ``accelerate launch --multi_gpu
-        --num_processes N`` (or ``torchrun --nproc_per_node N``) starts them; accelerate 1.15's
-        ``--cpu --num_processes N`` starts only one unless an MPI hostfile is given.
-        """
-        if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
-            return cls()
-        import torch
-        from accelerate import PartialState
-
-        cpu = os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes") or not torch.cuda.is_available()
-        state = PartialState(cpu=cpu)
-        return cls(state.process_index, state.num_processes, None if cpu else str(state.device))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def share(self, units: Sequence[_T]) -> list[tuple[int, _T]]:
-        """``(position, unit)`` of the units this process takes: every ``world``-th, from ``rank``."""
-        return [(k, u) for k, u in enumerate(units) if k % self.world == self.rank]
-
-    def gather(self, mine: list[tuple[int, Any]]) -> list[Any]:
-        """Every process' ``(position, result)`` pairs, merged and put back in position order."""
-        if self.world == 1:
-            pairs = mine
-        else:
-            from accelerate.utils import gather_object
-
-            pairs = gather_object(mine)
-        return [result for _, result in sorted(pairs, key=lambda p: p[0])]
-
-    def barrier(self) -> None:
-        if self.world > 1:
-            from accelerate import PartialState
-
-            PartialState().wait_for_everyone()
 
 
 def profile_spread(space, items: Sequence, ranks: Ranks, threshold: Threshold, *,
@@ -123,11 +69,7 @@ def profile_spread(space, items: Sequence, ranks: Ranks, threshold: Threshold, *
     # Only this process' blocks stream through; only their entries above δ stay in memory.
     profile = FeatureProfile.from_activations(encoded_blocks(), threshold)
     bar.close()
-    if ranks.world > 1:
-        parts = ranks.gather([(ranks.rank, profile)])
-        profile = parts[0]
-        for part in parts[1:]:
-            profile = profile.merge(part)
+    profile = ranks.merged(profile)
     found = [SparseActivations.from_arrays(a, threshold.fingerprint) for a in ranks.gather(active)]
     if not found:
         return profile, SparseActivations.from_rows([], [], space.d_sae, threshold.fingerprint)

@@ -40,6 +40,7 @@ __getattr__, __dir__ = lazy_names(__name__, {
     "RelevanceSpec": "fac_metric.measure.relevance", "Relevance": "fac_metric.measure.relevance",
     "Scorer": "fac_metric.scoring", "ScoreOutput": "fac_metric.scoring", "score": "fac_metric.scoring",
     "load_example": "fac_metric.examples", "compute_baselines": "fac_metric.baselines.compute",
+    "Ranks": "fac_metric.ranks",
 })
 
 
@@ -62,6 +63,6 @@ def load_metric(name: str = "fac", **kwargs):
 __all__ = [
     "__version__", "MODULE_PATH", "load", "load_metric", "FeatureSpace", "get_feature_space", "SpaceSource", "DEFAULT_THRESHOLD",
     "SparseActivations", "Threshold", "FeatureProfile", "FACResult", "fac", "RelevanceSpec", "Relevance",
-    "Scorer", "ScoreOutput", "score", "load_example", "compute_baselines",
+    "Scorer", "ScoreOutput", "score", "load_example", "compute_baselines", "Ranks",
     "FacError", "FacInputError", "FacModelError", "FacMismatchError", "FacWarning",
 ]

@@ -31,6 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+import numpy as np
+
 from fac_metric.errors import FacInputError, FacMismatchError, FacWarning
 from fac_metric.measure.activations import SparseActivations
 from fac_metric.measure.choices import COVERAGES, DEFAULT_COVERAGE, default_relevance
@@ -39,6 +41,7 @@ from fac_metric.measure.profile import FACResult, FeatureProfile, fac
 from fac_metric.measure.relevance import Relevance, RelevanceSpec, select_relevant
 from fac_metric.measure.threshold import Threshold, mismatch
 from fac_metric.meaning.spans import TopSpans
+from fac_metric.ranks import Ranks
 from fac_metric.space.feature_space import FeatureSpace, get_feature_space
 from fac_metric.space.tokenization import NonBlank
 
@@ -99,12 +102,13 @@ class Scorer:
 
     # ------------------------------------------------------------------ stages
     def profile(self, source: Any, *, name: str = "data", spans: TopSpans | None = None,
-                on_chunk=None) -> FeatureProfile:
+                on_chunk=None, shard: tuple[int, int] | None = None) -> FeatureProfile:
         """The profile of ``source`` at this scorer's δ: texts (strings or chats, encoded now),
         ``SparseActivations`` (or the ``.safetensors`` file they were saved to), a
         ``FeatureProfile`` or the folder of a saved one (checked: same space, same δ).
         ``spans``: filled with the texts' top spans in the same pass (texts only); ``on_chunk``:
-        called with the activations as they are made (texts or activations, not profiles)."""
+        called with the activations as they are made (texts or activations, not profiles);
+        ``shard=(rank, world)``: texts only, this process' batches (``FeatureSpace.profile``)."""
         if source is None:
             raise FacInputError(f"{name} is None: pass texts, activations or a saved profile")
         if isinstance(source, (str, os.PathLike)) and str(source).endswith(".safetensors") and Path(source).is_file():
@@ -127,13 +131,14 @@ class Scorer:
         try:
             texts = NonBlank(source)
             prof = self.space.profile(texts, self.threshold, spans=spans, batch_size=self.batch_size,
-                                      show_progress=self.show_progress, desc=f"Profiling {name}", on_chunk=on_chunk)
+                                      show_progress=self.show_progress, desc=f"Profiling {name}", on_chunk=on_chunk,
+                                      shard=shard)
         except FacInputError as err:
             if texts is not None and texts.dropped and not texts.kept:
                 raise FacInputError(f"{name}: all {texts.dropped} texts are empty or whitespace: there is nothing "
                                     "to measure") from err
             raise FacInputError(f"{name}: {err}") from err
-        if texts.dropped:
+        if texts.dropped and (shard is None or shard[0] == 0):
             warnings.warn(f"{name}: dropped {texts.dropped} empty or whitespace-only text(s) of "
                           f"{texts.dropped + texts.kept}", FacWarning, stacklevel=3)
         return prof
@@ -156,11 +161,15 @@ class Scorer:
         chosen = relevance if relevance is not None else self.relevant(anchor)
         return fac(data, anchor, relevant=chosen.features, relevance=chosen.mode)
 
-    def score(self, data: Any, anchor: Any = None, *, anchor_spans: int = 5) -> ScoreOutput:
+    def score(self, data: Any, anchor: Any = None, *, anchor_spans: int = 5, ranks: Ranks | None = None) -> ScoreOutput | None:
         """All stages: ``data`` and ``anchor`` (texts, activations or profiles) to a ``ScoreOutput``.
 
         ``anchor_spans`` top spans per feature are kept from the anchor pass when it is texts (for
-        the judge and the report; 0 to skip)."""
+        the judge and the report; 0 to skip). ``ranks`` (``Ranks.current()`` under ``accelerate
+        launch``): every process calls this with the same arguments and encodes its share of the
+        data; process 0 returns the result, equal to one process', the others None."""
+        if ranks is not None and ranks.world > 1:
+            return self._score_spread(data, anchor, anchor_spans, ranks)
         # Data first, so bad data fails before the anchor is encoded; match needs the anchor's
         # relevant features while it reads the data, so there the data comes second.
         data_prof = self.profile(data, name="data") if anchor is None or self.coverage == "binary" else None
@@ -177,6 +186,50 @@ class Scorer:
         if self.coverage == "match":
             match = AnchorMatch(SparseActivations.concat(anchor_chunks), self.threshold, chosen.features)
             data_prof = self.profile(data, name="data", on_chunk=match.update)
+        result = self.fac(data_prof, anchor_prof, chosen)
+        if match is not None:
+            result = self.with_match(result, match)
+        return ScoreOutput(result, data_prof, anchor_prof, self.space, chosen, heaps, match=match)
+
+    def _score_spread(self, data: Any, anchor: Any, anchor_spans: int, ranks: Ranks) -> ScoreOutput | None:
+        """:meth:`score` over ``ranks.world`` processes. The anchor pass (its spans, the relevant
+        features: a judge must decide once) runs on process 0 and is shared; each process then
+        encodes its batches of the data into a profile and a match, merged exactly (max/sum)."""
+        if not _is_texts(data):
+            raise FacInputError("data must be texts to spread over processes (activations and profiles are already "
+                                "encoded): score them in one process")
+        shard = (ranks.rank, ranks.world)
+        heaps = None
+        if anchor is None:
+            shared = None
+        else:
+            if ranks.main:
+                heaps = TopSpans.for_space(self.space, anchor_spans) if anchor_spans and _is_texts(anchor) else None
+                anchor_chunks: list[SparseActivations] = []
+                keep = anchor_chunks.append if self.coverage == "match" else None
+                anchor_prof = self.profile(anchor, name="anchor", spans=heaps, on_chunk=keep)
+                chosen = self.relevant(anchor_prof, anchor_spans=heaps)
+                acts = SparseActivations.concat(anchor_chunks) if keep else None
+                mine = [(0, (anchor_prof, chosen, acts))]
+            else:
+                mine = []
+            shared = ranks.gather(mine)[0]
+        match = None
+        if shared is not None and self.coverage == "match":
+            match = AnchorMatch(shared[2], self.threshold, shared[1].features)
+        data_prof = self.profile(data, name="data", on_chunk=match.update if match else None, shard=shard)
+        data_prof = ranks.merged(data_prof)
+        if match is not None:  # each anchor text's best match over every process' data: the max
+            parts = ranks.gather([(ranks.rank, (match.best, match.n_texts))])
+            match.best = np.max(np.stack([best for best, _ in parts]), axis=0)
+            match.n_texts = sum(n for _, n in parts)
+        if data_prof.n_texts == 0:
+            raise FacInputError("data: no texts to profile: pass at least one string or chat")
+        if not ranks.main:
+            return None
+        if shared is None:
+            return ScoreOutput(self.fac(data_prof), data_prof, None, self.space)
+        anchor_prof, chosen, _ = shared
         result = self.fac(data_prof, anchor_prof, chosen)
         if match is not None:
             result = self.with_match(result, match)
@@ -224,7 +277,8 @@ def score(
     show_progress: bool = True,
     baselines: bool = False,
     coverage: str = DEFAULT_COVERAGE,
-) -> ScoreOutput:
+    ranks: Ranks | None = None,
+) -> ScoreOutput | None:
     """FAC of ``data`` against ``anchor`` (texts, activations or saved profiles) in ``feature_space``.
 
     ``relevance`` picks F(anchor): ``contrast``, ``judge`` or ``all`` (see
@@ -239,6 +293,8 @@ def score(
     with one data text, :mod:`fac_metric.measure.match`; needs texts or activations) or ``binary``
     (the paper's FAC); with ``match``, ``out.result.fac`` is the match value and
     ``out.result.binary_fac`` the share of the relevant features some data text covers.
+    ``ranks=Ranks.current()`` under ``accelerate launch``: each process (all called with the same
+    arguments) encodes its share of the data; process 0 gets the result, the others None.
 
     >>> out = score(["Write a limerick about a cat."], ["Write a poem about the sea.", "Write a story about a dog."],
     ...             show_progress=False)
@@ -257,8 +313,8 @@ def score(
     scorer = Scorer(feature_space, threshold=threshold, relevance=relevance, contrast=contrast, generator=generator,
                     guideline=guideline, max_judged=max_judged, alpha=alpha, cache_dir=cache_dir,
                     batch_size=batch_size, show_progress=show_progress, coverage=coverage)
-    out = scorer.score(data, anchor, anchor_spans=anchor_spans)
-    if embedder is not None:
+    out = scorer.score(data, anchor, anchor_spans=anchor_spans, ranks=ranks)
+    if embedder is not None and out is not None:
         from fac_metric.baselines import compute_baselines
 
         out.baselines = compute_baselines(data, anchor, embedder=embedder)

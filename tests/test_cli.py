@@ -149,3 +149,34 @@ def test_a_labelled_anchor_file_gives_the_anchor_and_its_contrast(tmp_path, caps
     assert "selects 0 of 40 rows" in capsys.readouterr().err
     assert main([*base[:-3], "--anchor-label", "1", "--quiet", "--out", str(tmp_path / "bad")]) == 2
     assert "go together" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("coverage", ["match", pytest.param("binary", marks=pytest.mark.slow)])  # CI time
+def test_score_in_two_processes_equals_one_array_by_array(tmp_path, coverage):
+    """`fac score --processes 2`: each process encodes every other batch; the profiles merge by
+    max/sum, so counts that came from both, or from one twice, would differ from one process'."""
+    import os
+
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    from fac_metric.examples import load_example
+
+    data, anchor = tmp_path / "data.jsonl", tmp_path / "anchor.jsonl"
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in load_example("ifeval_heldout")[:24]))
+    anchor.write_text("".join(json.dumps({"text": t}) + "\n" for t in load_example("ifeval_anchor")[:30]))
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    outs = {}
+    for n in (1, 2):
+        outs[n] = tmp_path / f"out{n}"
+        cmd = [sys.executable, "-m", "fac_datasets_ext.cli", "score", str(data), "--anchor", str(anchor), "--out",
+               str(outs[n]), "--quiet", "--save-profiles", "--batch-size", "4", "--coverage", coverage,
+               "--processes", str(n)]
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert done.stdout.count("report: ") == 1  # one process reports
+    for name in ("data_profile", "anchor_profile"):
+        one, two = (load_file(str(outs[n] / name / "profile.safetensors")) for n in (1, 2))
+        assert one.keys() == two.keys() and all(np.array_equal(one[k], two[k]) for k in one), name
+    one, two = (json.loads((outs[n] / "result.json").read_text()) for n in (1, 2))
+    assert one == two

@@ -448,17 +448,22 @@ class FeatureSpace:
 
     def profile(self, texts: Iterable[TextItem], threshold: "float | Threshold | None" = None, *,
                 spans: Any = None, batch_size: int = 32, show_progress: bool = True,
-                desc: str = "Profiling", on_chunk: Callable[[SparseActivations], None] | None = None) -> FeatureProfile:
+                desc: str = "Profiling", on_chunk: Callable[[SparseActivations], None] | None = None,
+                shard: tuple[int, int] | None = None) -> FeatureProfile:
         """The profile of ``texts`` at ``threshold``, streamed chunk by chunk (memory stays flat).
 
         ``spans``: a :class:`~fac_metric.meaning.spans.TopSpans` to fill in the same pass (each
         feature's top spans over these texts); ``on_chunk``: called with each chunk's
         activations as they are made (to keep them, or fold them into a match). Same profile as
         ``FeatureProfile.from_activations(self.encode(texts), self.threshold_at(threshold))``.
+        ``shard=(rank, world)``: only this process' batches (see :meth:`iter_encode`); the
+        processes' profiles merge (``FeatureProfile.merge``) into exactly this profile.
         """
         thr = self.threshold_at(threshold)
+        if shard is not None and spans is not None:
+            raise FacInputError("top spans are collected in one process: profile with spans or with shard=, not both")
         if spans is None:
-            chunks = self.iter_encode(texts, batch_size=batch_size, show_progress=show_progress, desc=desc)
+            chunks = self.iter_encode(texts, batch_size=batch_size, show_progress=show_progress, desc=desc, shard=shard)
         else:
             from fac_metric.meaning.spans import SPAN_CHUNK
 
@@ -471,7 +476,7 @@ class FeatureSpace:
         if on_chunk is not None:
             chunks = _tapped(chunks, on_chunk)
         prof = FeatureProfile.from_activations(chunks, thr)
-        if prof.n_texts == 0:
+        if prof.n_texts == 0 and shard is None:  # a shard may be empty: fewer batches than processes
             raise FacInputError("no texts to profile: pass at least one string or chat")
         return prof
 
@@ -498,13 +503,21 @@ class FeatureSpace:
         chunk_size: int = _TEXTS_PER_CHUNK,
         show_progress: bool = True,
         desc: str = "Encoding",
+        shard: tuple[int, int] | None = None,
     ) -> Iterator[SparseActivations]:
         """Encode in chunks of ``chunk_size`` texts, yielding each chunk's activations in order.
 
         Only one chunk's tokens and activations are alive at a time, so a profile streamed from
-        this keeps memory flat however long ``texts`` is.
+        this keeps memory flat however long ``texts`` is. ``shard=(rank, world)``: encode only
+        every ``world``-th batch from ``rank`` (the batches one process would run, in the same
+        composition), yielding those texts' activations: ``world`` processes together encode
+        every text once, each value as one process computes it.
         """
-        return self._iter_chunks(texts, batch_size, chunk_size, show_progress, desc, peaks=False)
+        if shard is not None:
+            rank, world = shard
+            if not (isinstance(world, int) and isinstance(rank, int) and world >= 1 and 0 <= rank < world):
+                raise FacInputError(f"shard={shard!r} must be (rank, world) with 0 <= rank < world")
+        return self._iter_chunks(texts, batch_size, chunk_size, show_progress, desc, peaks=False, shard=shard)
 
     def iter_peaks(
         self,
@@ -522,30 +535,37 @@ class FeatureSpace:
         """
         return self._iter_chunks(texts, batch_size, chunk_size, show_progress, desc, peaks=True)
 
-    def _iter_chunks(self, texts, batch_size: int, chunk_size: int, show_progress: bool, desc: str, *, peaks: bool):
+    def _iter_chunks(self, texts, batch_size: int, chunk_size: int, show_progress: bool, desc: str, *, peaks: bool,
+                     shard: tuple[int, int] | None = None):
         check_collection(texts)  # before the first next(): a bad argument fails at the call
-        return self._chunks(texts, batch_size, chunk_size, show_progress, desc, peaks)
+        return self._chunks(texts, batch_size, chunk_size, show_progress, desc, peaks, shard)
 
-    def _chunks(self, texts, batch_size, chunk_size, show_progress, desc, peaks):
-        total = len(texts) if hasattr(texts, "__len__") else None
+    def _chunks(self, texts, batch_size, chunk_size, show_progress, desc, peaks, shard=None):
+        total = len(texts) if hasattr(texts, "__len__") and shard is None else None
         bar = tqdm(total=total, desc=desc, disable=not show_progress, unit="text")
         chunk: list[TextItem] = []
+        batches = [0]  # batches planned so far, over all chunks: the round-robin of a shard runs on
         for index, item in enumerate(texts):
             chunk.append(check_item(item, index))
             if len(chunk) == chunk_size:
-                yield self._encode_chunk(chunk, batch_size, bar, peaks)
+                yield self._encode_chunk(chunk, batch_size, bar, peaks, shard, batches)
                 chunk = []
         if chunk:
-            yield self._encode_chunk(chunk, batch_size, bar, peaks)
+            yield self._encode_chunk(chunk, batch_size, bar, peaks, shard, batches)
         bar.close()
 
     @torch.inference_mode()
-    def _encode_chunk(self, items: Sequence[TextItem], batch_size: int, bar, peaks: bool = False):
+    def _encode_chunk(self, items: Sequence[TextItem], batch_size: int, bar, peaks: bool = False,
+                      shard: tuple[int, int] | None = None, batches: list[int] | None = None):
         tokenized = self.reader.tokenize_all(items)
         rows: list[tuple[np.ndarray, np.ndarray] | None] = [None] * len(items)
         where: list[np.ndarray | None] = [None] * len(items)
         n_tokens = np.zeros(len(items), np.int32)
         for ids in self.reader.batches(tokenized, batch_size):
+            if batches is not None:
+                batches[0] += 1
+                if shard is not None and (batches[0] - 1) % shard[1] != shard[0]:
+                    continue  # another process' batch
             batch = self.reader.read(tokenized, ids)
             pooled, argmax = self._pool(batch.residuals, batch.lengths)
             nz_rows, nz_cols = pooled.nonzero(as_tuple=True)
@@ -559,6 +579,9 @@ class FeatureSpace:
                     where[text_id] = pos[bounds[row] : bounds[row + 1]]
                 n_tokens[text_id] = batch.lengths[row]
             bar.update(len(ids))
+        if shard is not None:  # this process' texts only, in chunk order
+            mine = [i for i, row in enumerate(rows) if row is not None]
+            rows, n_tokens = [rows[i] for i in mine], n_tokens[mine]
         acts = SparseActivations.from_rows(rows, n_tokens, self.d_sae, self.fingerprint)  # type: ignore[arg-type]
         if not peaks:
             return acts
