@@ -202,3 +202,35 @@ def test_names_sae_lens_uses_are_parsed_and_unknown_ones_refused(models, tmp_pat
     sae_dir = _write_sae(tmp_path / "sae", 64, "blocks.7.hook_resid_post")
     with pytest.raises(FacModelError, match="layer 7 is out of range"):
         FeatureSpace.from_components(folder, sae_dir, dtype="float32", device="cpu")
+
+
+@pytest.mark.parametrize("kind", ["llama", "gpt2", "qwen2", "mistral"])
+def test_the_shared_chat_prefix_runs_once_with_the_same_residuals(models, kind):
+    """The template's scaffolding (system prompt, role markers) is run once per batch and reused
+    from its key/value cache: the counted tokens' residuals equal a full run's to float tolerance.
+    Mistral's sliding-window cache is not reused (it runs every token), the others are."""
+    from transformers import AutoTokenizer
+
+    from fac_metric.space.layer_reader import LayerReader
+    from fac_metric.space.tokenization import TextRule
+
+    folder, hf_model = models[kind]
+    hook = "model.layers.2" if kind != "gpt2" else "transformer.h.2"
+    reader = LayerReader(hf_model, AutoTokenizer.from_pretrained(folder), hook, TextRule("chat", 128))
+    chats = TEXTS + [[{"role": "user", "content": "Why is the sky blue?"}, {"role": "assistant", "content": "Air."}]]
+    tokenized = reader.tokenize_all(chats)
+    ids = list(range(len(chats)))
+    reader.reuse_prefix = False
+    full = reader.read(tokenized, ids)
+    reader.reuse_prefix = True
+    prefix = reader.shared_prefix(tokenized, ids)
+    reused = reader.read(tokenized, ids)
+    if kind == "mistral":
+        assert prefix == 0
+    else:  # the default system prompt and role markers: shared by all, counted by none
+        assert prefix >= LayerReader.MIN_PREFIX
+        assert all(t.input_ids[:prefix] == tokenized[0].input_ids[:prefix] and not any(t.counted[:prefix])
+                   for t in tokenized)
+    assert full.lengths == reused.lengths
+    scale = float(full.residuals.abs().max())
+    torch.testing.assert_close(reused.residuals, full.residuals, atol=2e-5 * scale, rtol=1e-4)

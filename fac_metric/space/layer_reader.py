@@ -78,6 +78,11 @@ def auto_dtype(device: torch.device) -> torch.dtype:
     return torch.float32
 
 
+_PREFIX_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gpt2"})
+"""Architectures whose forward is known to take a prefix's ``DynamicCache`` and give the same
+residuals (tests/test_encoder.py); others run every token."""
+
+
 class LayerReader:
     """An LM cut at one layer, with the tokenisation rule that says which tokens count.
 
@@ -148,9 +153,19 @@ class LayerReader:
 
     @torch.inference_mode()
     def read(self, tokenized: Sequence[Tokenized], ids: list[int]) -> ResidualBatch:
-        """Run texts ``ids`` up to the hooked layer; return the counted tokens' residuals."""
+        """Run texts ``ids`` up to the hooked layer; return the counted tokens' residuals.
+
+        The scaffolding every text of the batch starts with (a chat template's system prompt and
+        role markers) runs once and is reused from its key/value cache: see :meth:`shared_prefix`.
+        """
         input_ids, attention, counted = self.pad(tokenized, ids)
-        hidden = self.forward_to_layer(input_ids.to(self.device), attention.to(self.device))
+        prefix = self.shared_prefix(tokenized, ids)
+        if prefix:
+            cache = self._prefix_cache(input_ids[0, :prefix], len(ids))
+            hidden = self.forward_to_layer(input_ids[:, prefix:].to(self.device), attention.to(self.device), cache)
+            counted = counted[:, prefix:]
+        else:
+            hidden = self.forward_to_layer(input_ids.to(self.device), attention.to(self.device))
         counted = counted.to(hidden.device)
         return ResidualBatch(
             text_ids=list(ids),
@@ -159,8 +174,71 @@ class LayerReader:
             n_tokens=int(attention.sum()),
         )
 
-    def forward_to_layer(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """``[batch, seq, d_model]`` output of the hooked module; later layers never run."""
+    # ------------------------------------------------------------ the shared prefix
+    reuse_prefix: bool = True
+    """Run the scaffolding texts share once per batch shape (False: every token of every text)."""
+    MIN_PREFIX = 8
+    """Shorter shared scaffolding is run with each text (a cache costs more than it saves)."""
+
+    def shared_prefix(self, tokenized: Sequence[Tokenized], ids: list[int]) -> int:
+        """Leading tokens the texts ``ids`` share that no text counts: 0 unless there are at least
+        :data:`MIN_PREFIX`, the model's cache can hold them, and every text has a token after them.
+
+        Only uncounted tokens (scaffolding) are shared, so the prefix is the template's, the same
+        for every batch of plain strings, whatever words the texts happen to start with.
+        """
+        if not self.reuse_prefix or not self._caches_prefix():
+            return 0
+        first = tokenized[ids[0]].input_ids
+        n = min(len(tokenized[i].input_ids) for i in ids) - 1
+        for i in ids:
+            t = tokenized[i]
+            k = 0
+            while k < n and t.input_ids[k] == first[k] and not t.counted[k]:
+                k += 1
+            n = k
+            if n < self.MIN_PREFIX:
+                return 0
+        return n
+
+    def _caches_prefix(self) -> bool:
+        """Whether this model's forward takes a plain key/value cache we can fill with a prefix."""
+        if getattr(self, "_prefix_ok", None) is None:
+            cfg = self.model.config
+            window = getattr(cfg, "sliding_window", None)
+            sliding = bool(getattr(cfg, "use_sliding_window", window is not None)) and window is not None
+            kinds = set(getattr(cfg, "layer_types", None) or ["full_attention"])
+            self._prefix_ok = (getattr(cfg, "model_type", "") in _PREFIX_MODELS and not sliding
+                               and kinds <= {"full_attention"})
+        return self._prefix_ok
+
+    def _cache_kwarg(self) -> str:
+        """``cache`` in transformers >= 5.2x (``past_key_values`` is deprecated there), else the old name."""
+        import inspect
+
+        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+
+    def _prefix_cache(self, prefix_ids: torch.Tensor, batch: int):
+        """A fresh cache holding ``prefix_ids``' keys and values for ``batch`` texts (computed once
+        per prefix, then expanded: each forward appends to its own copy)."""
+        from transformers import DynamicCache
+
+        key = tuple(prefix_ids.tolist())
+        if getattr(self, "_prefix_kv", (None,))[0] != key:
+            cache = DynamicCache()
+            ids = prefix_ids[None].to(self.device)
+            self.forward_to_layer(ids, torch.ones_like(ids), cache)
+            layers = [(layer.keys, layer.values) for layer in cache.layers
+                      if getattr(layer, "keys", None) is not None and layer.keys.numel()]
+            self._prefix_kv = (key, layers)
+        layers = self._prefix_kv[1]
+        return DynamicCache(ddp_cache_data=[(k.expand(batch, -1, -1, -1), v.expand(batch, -1, -1, -1))
+                                            for k, v in layers])
+
+    def forward_to_layer(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, cache=None) -> torch.Tensor:
+        """``[batch, seq, d_model]`` output of the hooked module; later layers never run.
+
+        ``cache``: keys and values of tokens before ``input_ids`` (``attention_mask`` covers both)."""
         captured: list[torch.Tensor] = []
 
         def stop(_module, _inputs, output):
@@ -176,7 +254,8 @@ class LayerReader:
         else:
             handle = self.module.register_forward_hook(stop)
         try:
-            self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=False)
+            self.model(input_ids=input_ids, attention_mask=attention_mask, use_cache=cache is not None,
+                       **({} if cache is None else {self._cache_kwarg(): cache}))
         except _StopForward:
             pass
         finally:
