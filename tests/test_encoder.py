@@ -167,3 +167,22 @@ def test_missing_column_and_bad_cells_say_what_to_fix(space):
         FeatureEncoder(space, column="prompt")({"prompt": ["fine", None]})
     with pytest.raises(FacInputError, match=r"column 'id': text 0 is a int"):
         FeatureEncoder(space, column="id")({"id": 3})
+
+
+def test_shards_of_the_batch_plan_merge_into_the_one_process_profile(space, anchor_texts):
+    """What each process of `fac score --processes N` (or a Scorer under accelerate) encodes:
+    every N-th batch of the one-process plan. Merged, the shards' profiles are that profile
+    exactly; every text is encoded once (counts would double or drop otherwise)."""
+    thr = space.threshold_at(None)
+    whole = space.profile(anchor_texts[:21], thr, batch_size=4, show_progress=False)
+    for world in (2, 3):
+        parts = [space.profile(anchor_texts[:21], thr, batch_size=4, show_progress=False, shard=(r, world))
+                 for r in range(world)]
+        assert sum(p.n_texts for p in parts) == 21 and all(p.n_texts > 0 for p in parts)
+        merged = parts[0]
+        for part in parts[1:]:
+            merged = merged.merge(part)
+        assert np.array_equal(merged.count, whole.count) and np.array_equal(merged.max_activation, whole.max_activation)
+        assert merged.n_tokens == whole.n_tokens
+    with pytest.raises(FacInputError, match="rank < world"):
+        space.profile(anchor_texts[:3], thr, shard=(2, 2))
