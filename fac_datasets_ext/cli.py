@@ -158,6 +158,13 @@ def _add_train(sub) -> None:
     p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"],
                    help="dtype the LM runs in while residuals are extracted (default float32)")
     p.add_argument("--seed", type=int, default=0, help="seed of the SAE's initialisation and data order")
+    p.add_argument("--device", default="auto",
+                   help="where the LM reads and the SAE trains: auto (a CUDA GPU when present, else the CPU), cpu, cuda:N")
+    p.add_argument("--stream-activations", action="store_true",
+                   help="train from the residual shards on disk a buffer at a time, not all in RAM (large corpora or "
+                        "models; another data order than the default recipe)")
+    p.add_argument("--buffer-tokens", type=int, default=1_000_000,
+                   help="with --stream-activations: residual rows shuffled together (memory: rows x hidden size x 2 bytes)")
     _add_run_options(p, batch=False)
 
 
@@ -411,7 +418,8 @@ def cmd_train_sae(args) -> int:
     cfg = SAETrainConfig(d_sae=args.d_sae, k=args.k, lr=args.lr, epochs=args.epochs, seed=args.seed)
     quality = run(TrainSpaceArgs(out=Path(args.out), work_dir=Path(args.work_dir), model=args.model or DEFAULT_LM,
                                  layer=args.layer, rows=rows, dtype=args.dtype, max_tokens=args.max_tokens, train=cfg,
-                                 show_progress=not args.quiet))
+                                 show_progress=not args.quiet, device=args.device, stream=args.stream_activations,
+                                 buffer_tokens=args.buffer_tokens))
     print(json.dumps(quality, indent=2))
     return 0
 

@@ -35,3 +35,15 @@ def test_train_sae_builds_a_loadable_feature_space_and_resumes(tmp_path, capsys)
     assert main(args) == 0
     assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "work/residuals/train").iterdir())] == mtimes
     assert FeatureSpace.load(tmp_path / "space", dtype="float32").fingerprint == space.fingerprint
+    # --stream-activations: the same residual shards, trained from a buffer at a time (on the CPU here)
+    import shutil
+
+    shutil.copytree(tmp_path / "work/residuals", tmp_path / "work2/residuals")
+    streamed = ["train-sae", "--out", str(tmp_path / "space2"), "--work-dir", str(tmp_path / "work2"), "--data",
+                str(corpus), "--d-sae", "256", "--k", "8", "--epochs", "3", "--quiet", "--stream-activations",
+                "--buffer-tokens", "500", "--device", "cpu"]
+    assert main(streamed) == 0
+    capsys.readouterr()
+    assert sorted(p.name for p in (tmp_path / "work2/residuals/train").iterdir()) == [p.name for p in shards]
+    again = json.loads((tmp_path / "space2/quality.json").read_text())
+    assert again["explained_variance"] > 0.5 * quality["explained_variance"] and 0 < again["mean_l0"] <= 8

@@ -19,13 +19,14 @@ import math
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from fac_metric.space.layer_reader import LayerReader
+from fac_metric.training.residuals import InMemoryResiduals, ResidualShards, StreamedResiduals, drop_outliers
 from fac_metric.space.tokenization import TextRule, Tokenized, tokenize
 
 os.environ.setdefault("WANDB_MODE", "disabled")
@@ -63,7 +64,15 @@ def tokenize_rows(reader: LayerReader, rows: Sequence[dict]) -> list[Tokenized]:
     return out
 
 
-def extract_activations(
+def extract_activations(reader: LayerReader, rows: Sequence[dict], out_dir: str | Path, *, batch_size: int = 32,
+                        shard_texts: int = 2048, show_progress: bool = True) -> torch.Tensor:
+    """Counted-token residuals of ``rows`` as one fp16 ``[n_tokens, d_model]`` tensor (in RAM:
+    :func:`extract_shards` for corpora that do not fit)."""
+    return extract_shards(reader, rows, out_dir, batch_size=batch_size, shard_texts=shard_texts,
+                          show_progress=show_progress).load_all()
+
+
+def extract_shards(
     reader: LayerReader,
     rows: Sequence[dict],
     out_dir: str | Path,
@@ -71,12 +80,12 @@ def extract_activations(
     batch_size: int = 32,
     shard_texts: int = 2048,
     show_progress: bool = True,
-) -> torch.Tensor:
-    """Counted-token residuals of ``rows`` as one fp16 ``[n_tokens, d_model]`` tensor.
+) -> ResidualShards:
+    """Counted-token residuals of ``rows``, written to fp16 shard files (none held in memory).
 
     Shards of ``shard_texts`` rows are written as they finish (write to a temporary name, then
-    rename), and shards already on disk are read back instead of recomputed: a killed
-    extraction resumes where it stopped.
+    rename), and shards already on disk are kept instead of recomputed: a killed extraction
+    resumes where it stopped. The LM may run on a GPU; shards are written from CPU copies.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -93,54 +102,47 @@ def extract_activations(
                 batch = reader.read(tokenized, ids)
                 # keep the caller's text order, so shards do not depend on the batching
                 for text_id, piece in zip(batch.text_ids, batch.residuals.split(batch.lengths)):
-                    parts.append((text_id, piece.to(torch.float16)))
+                    parts.append((text_id, piece.to(torch.float16).cpu()))
             parts.sort(key=lambda p: p[0])
             tmp = path.with_suffix(".tmp")
             save_file({"acts": torch.cat([p for _, p in parts]).contiguous()}, str(tmp))
             os.replace(tmp, path)
-        shards.append(load_file(str(path))["acts"])
+        shards.append(path)
         bar.update(len(chunk))
     bar.close()
-    return torch.cat(shards)
+    return ResidualShards(tuple(shards))
 
 
-def drop_outliers(acts: torch.Tensor, factor: float) -> torch.Tensor:
-    """Drop rows whose norm exceeds ``factor`` x the median norm (they spike the loss)."""
-    norms = acts.float().norm(dim=1)
-    return acts[norms <= factor * norms.median()]
+def training_device(device: str | None = "auto") -> str:
+    """``auto``: the first CUDA GPU when there is one, else the CPU."""
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return str(device)
 
 
-def _batches(acts: torch.Tensor, batch_size: int, seed: int, skip: int = 0) -> Iterator[torch.Tensor]:
-    """Endless shuffled batches (a new permutation each epoch), skipping the first ``skip``."""
-    gen = torch.Generator().manual_seed(seed)
-    n_per_epoch = acts.shape[0] // batch_size
-    step = 0
-    while True:
-        perm = torch.randperm(acts.shape[0], generator=gen)
-        for b in range(n_per_epoch):
-            if step >= skip:
-                yield acts[perm[b * batch_size : (b + 1) * batch_size]].float()
-            step += 1
+def train_sae(data: "torch.Tensor | InMemoryResiduals | StreamedResiduals", cfg: SAETrainConfig,
+              checkpoint_dir: str | Path, *, device: str = "cpu"):
+    """Train a TopK SAE on ``data``; resume from the newest checkpoint in ``checkpoint_dir``.
 
-
-def train_sae(acts: torch.Tensor, cfg: SAETrainConfig, checkpoint_dir: str | Path):
-    """Train a TopK SAE on ``acts``; resume from the newest checkpoint in ``checkpoint_dir``.
-
-    Returns an inference ``TopKSAE`` that works on raw residuals (norm scaling folded in).
+    ``data``: residuals in RAM (a tensor) or streamed from shards (:class:`StreamedResiduals`).
+    ``device``: where the SAE trains (``cuda``: with autocast). Returns an inference ``TopKSAE``
+    on the CPU that works on raw residuals (norm scaling folded in).
     """
     from sae_lens import LoggingConfig, SAETrainer, TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.config import SAETrainerConfig
 
+    if isinstance(data, torch.Tensor):
+        data = InMemoryResiduals(data)
     torch.manual_seed(cfg.seed)
     checkpoint_dir = Path(checkpoint_dir)
-    d_in = acts.shape[1]
-    total_steps = max(1, int(cfg.epochs * acts.shape[0]) // cfg.batch_size)
+    d_in = data.d_in
+    total_steps = max(1, int(cfg.epochs * data.n_rows) // cfg.batch_size)
     sae_cfg = TopKTrainingSAEConfig(
         d_in=d_in,
         d_sae=cfg.d_sae,
         k=cfg.k,
         dtype="float32",
-        device="cpu",
+        device=device,
         apply_b_dec_to_input=True,
         normalize_activations="expected_average_only_in",
         aux_loss_coefficient=cfg.aux_loss_coefficient,
@@ -161,26 +163,28 @@ def train_sae(acts: torch.Tensor, cfg: SAETrainConfig, checkpoint_dir: str | Pat
         checkpoint_path=str(checkpoint_dir),
         n_batches_for_norm_estimate=20,
         logger=LoggingConfig(log_to_wandb=False),
+        device=device,
+        autocast=device.startswith("cuda"),
     )
     if resume is None:
         with torch.no_grad():
             # The data mean as b_dec: without it, most latents die in the first steps. The
             # trainer feeds the SAE inputs scaled to an average norm of sqrt(d_in), so b_dec is
             # set in those units.
-            sample = acts[:200_000].float()
+            sample = data.sample(200_000)
             scale = math.sqrt(d_in) / float(sample.norm(dim=1).mean())
-            sae.b_dec.copy_(sample.mean(dim=0) * scale)
+            sae.b_dec.copy_((sample.mean(dim=0) * scale).to(sae.b_dec.device))
     else:
         state = load_file(str(resume / "sae_weights.safetensors"))
         sae.load_state_dict({k: v for k, v in state.items() if k in sae.state_dict()}, strict=False)
     trainer = SAETrainer(
         cfg=trainer_cfg,
         sae=sae,
-        data_provider=_batches(acts, cfg.batch_size, cfg.seed, skip=0),
+        data_provider=data.batches(cfg.batch_size, cfg.seed, skip=0),
     )
     if resume is not None:
         trainer.load_trainer_state(resume)
-        trainer.data_provider = _batches(acts, cfg.batch_size, cfg.seed, skip=trainer.n_training_steps)
+        trainer.data_provider = data.batches(cfg.batch_size, cfg.seed, skip=trainer.n_training_steps)
         trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t > trainer.n_training_samples]
     trainer.fit()
     return _to_inference(trainer.sae)
@@ -230,6 +234,7 @@ def spliced_loss(reader: LayerReader, sae, texts: Sequence[str], batch_size: int
     """Next-token loss of the LM on raw ``texts``, clean vs with the SAE's reconstruction spliced
     in at the hooked layer (position 0, the attention sink the SAE never saw, is left as is)."""
     model = reader.model
+    sae = sae.to(reader.device)  # the LM may be on a GPU
     rule = TextRule("raw", reader.rule.max_length)
     tokenized = [tokenize(reader.tokenizer, t, rule) for t in texts]
     totals = {"clean": 0.0, "spliced": 0.0}
@@ -243,6 +248,7 @@ def spliced_loss(reader: LayerReader, sae, texts: Sequence[str], batch_size: int
 
     for ids in reader.batches(tokenized, batch_size):
         input_ids, mask, _ = reader.pad(tokenized, ids)
+        input_ids, mask = input_ids.to(reader.device), mask.to(reader.device)
         labels = input_ids.masked_fill(mask == 0, -100)
         labels[:, :1] = -100  # predicting token 1 from the sink alone says nothing about the SAE
         for name in totals:

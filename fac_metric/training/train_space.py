@@ -21,10 +21,13 @@ import torch
 from fac_metric.training.corpora import default_training_rows, split_heldout
 from fac_metric.space.layer_reader import LayerReader, hook_for_layer
 from fac_metric.space.models import DEFAULT_LM, load_lm
+from fac_metric.training.residuals import InMemoryResiduals, StreamedResiduals
 from fac_metric.training.sae_training import (
     SAETrainConfig,
     drop_outliers,
     extract_activations,
+    extract_shards,
+    training_device,
     sae_quality,
     save_run_config,
     spliced_loss,
@@ -53,6 +56,13 @@ class TrainSpaceArgs:
     """Size of the training-corpus share the top spans are collected from (prompts come first)."""
     train: SAETrainConfig = field(default_factory=SAETrainConfig)
     show_progress: bool = True
+    device: str = "auto"
+    """Where the LM reads and the SAE trains: ``auto`` (the first CUDA GPU when present), ``cpu``, ``cuda:1``..."""
+    stream: bool = False
+    """Train from the residual shards a buffer at a time instead of holding every residual in RAM
+    (for corpora or models whose residuals do not fit; another data order than the default recipe)."""
+    buffer_tokens: int = 1_000_000
+    """With ``stream``: residual rows shuffled together (memory: rows x d_model x 2 bytes)."""
 
 
 def default_rows(work_dir: Path, max_tokens_hint: int, seed: int = 0) -> list[dict]:
@@ -81,21 +91,26 @@ def run(args: TrainSpaceArgs) -> dict:
     rows = list(args.rows) if args.rows is not None else default_rows(args.work_dir, args.max_tokens, args.train.seed)
     train_rows, heldout_rows = split_heldout(rows)
     dtype = getattr(torch, args.dtype)
-    model, tokenizer = load_lm(args.model, dtype=dtype)
-    reader = LayerReader(model, tokenizer, hook_for_layer(args.layer), TextRule("chat", args.max_length))
+    device = training_device(args.device)
+    model, tokenizer = load_lm(args.model, dtype=dtype, device=torch.device(device))
+    reader = LayerReader(model, tokenizer, hook_for_layer(args.layer, getattr(model.config, "model_type", "llama")),
+                         TextRule("chat", args.max_length))
     save_run_config(
         args.work_dir / "run_config.json", args.train, model=str(args.model), layer=args.layer,
         n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows), max_length=args.max_length, dtype=args.dtype,
     )
-    acts = extract_activations(reader, train_rows, args.work_dir / "residuals" / "train", batch_size=args.batch_size,
-                               show_progress=args.show_progress)
-    acts = drop_outliers(acts, args.train.outlier_factor)
-    log.info("training on %d tokens", acts.shape[0])
+    shards = extract_shards(reader, train_rows, args.work_dir / "residuals" / "train", batch_size=args.batch_size,
+                            show_progress=args.show_progress)
+    if args.stream:
+        data = StreamedResiduals(shards, args.train.outlier_factor, buffer_rows=args.buffer_tokens, seed=args.train.seed)
+    else:  # the default recipe: every residual in RAM, one permutation per epoch
+        data = InMemoryResiduals(drop_outliers(shards.load_all(), args.train.outlier_factor))
+    log.info("training on %d tokens on %s", data.n_rows, device)
     sae_dir = args.work_dir / "sae"
     if not (sae_dir / "cfg.json").is_file():
-        sae = train_sae(acts, args.train, args.work_dir / "checkpoints")
+        sae = train_sae(data, args.train, args.work_dir / "checkpoints", device=device)
         sae.save_model(sae_dir)
-    del acts
+    del data
     from sae_lens import SAE
 
     sae = SAE.load_from_disk(str(sae_dir), device="cpu")
@@ -184,6 +199,7 @@ def finalize(args: TrainSpaceArgs, reader: LayerReader, train_rows: Sequence[dic
     sae = SAE.load_from_disk(str(args.work_dir / "sae"), device="cpu")
     # The committed SAE is fp16: calibrate the exact weights that will be loaded.
     sae.to(torch.float16).to(torch.float32)
+    sae.to(reader.device)  # beside the LM (a GPU when training ran on one)
     space_reader = LayerReader(reader.model, reader.tokenizer, reader.hook, TextRule("chat", 512))
     space = FeatureSpace(space_reader, sae, model_name=str(args.model))
     background = [r["text"] for r in heldout_rows if "text" in r]
