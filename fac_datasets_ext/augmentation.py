@@ -216,6 +216,39 @@ def augment_with_fac(self, anchor, budget: int | None = None, max_calls: int | N
     return out.dataset
 
 
+STREAM_ROWS = 10_000
+"""Rows of a stream an ``IterableDataset.augment_with_fac`` measures and augments by default."""
+
+
+def augment_stream(self, anchor, budget: int | None = None, *args: Any, max_rows: int = STREAM_ROWS, **kwargs: Any):
+    """``augment_with_fac`` on an ``IterableDataset``: a bounded pass.
+
+    The first ``max_rows`` rows are read (memory: those rows, whatever the stream's length),
+    measured and augmented as a ``Dataset`` would be (FAC before/after, the report and the
+    run folder are about those rows); the result is an ``IterableDataset``: the whole stream,
+    every row with the provenance columns, then the new rows.
+    """
+    import datasets
+
+    if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
+        raise FacInputError(f"max_rows={max_rows!r} must be a positive number of rows to read from the stream")
+    features = self.features if self.features is not None else self._resolve_features().features
+    head = datasets.Dataset.from_list(list(self.take(max_rows)), features=features)
+    if len(head) == 0:
+        raise FacInputError("the stream has no rows: there is nothing to measure or augment")
+    augmented = augment_with_fac(head, anchor, budget, *args, **kwargs)
+    new_rows = augmented.filter(lambda synthetic: synthetic, input_columns="fac_synthetic")
+    prov = _provenance_features(head)
+    if all(name in features for name in PROVENANCE_COLUMNS):  # an augmented stream keeps its provenance
+        original = self
+    else:
+        blank = {"fac_synthetic": False, "fac_target_feature": None, "fac_activation": None, "fac_generator": None}
+        original = self.map(lambda row: {k: v for k, v in blank.items() if k not in row}, features=prov)
+    if len(new_rows) == 0:
+        return original
+    return datasets.concatenate_datasets([original, new_rows.to_iterable_dataset()])
+
+
 def augment_dataset_dict(self, anchor, budget: int | None = None, *args: Any, split: str | None = None,
                          **kwargs: Any):
     """``augment_with_fac`` on each split (each its own run and budget), or only on ``split``;
@@ -235,6 +268,7 @@ def register() -> None:
 
     datasets.Dataset.augment_with_fac = augment_with_fac
     datasets.DatasetDict.augment_with_fac = augment_dataset_dict
+    datasets.IterableDataset.augment_with_fac = augment_stream
 
 
 # ---------------------------------------------------------------------------------------- helpers
@@ -427,7 +461,8 @@ def _clear(run_dir: Path) -> None:
     shutil.rmtree(run_dir)
 
 
-__all__ = ["augment", "augment_with_fac", "AugmentResult", "PROVENANCE_COLUMNS", "register"]
+__all__ = ["augment", "augment_with_fac", "augment_stream", "with_provenance", "AugmentResult", "PROVENANCE_COLUMNS",
+           "STREAM_ROWS", "register"]
 
 
 def _plain(summary: str | None) -> str:

@@ -392,3 +392,48 @@ def test_a_dataset_dict_augmented_on_one_split_keeps_one_schema(space, local_gen
     assert out["train"].features == out["test"].features  # before: test lacked the provenance columns
     assert out["test"]["text"] == heldout_texts[8:12] and out["test"]["fac_synthetic"] == [False] * 4
     assert len(datasets.concatenate_datasets([out["train"], out["test"]])) == 12  # what a schema mismatch breaks
+
+
+def test_a_stream_is_augmented_from_a_bounded_pass_and_stays_a_stream(space, local_generator, heldout_texts,
+                                                                       anchor_texts, tmp_path):
+    read = []
+
+    def rows():
+        for i, text in enumerate(heldout_texts[:30]):
+            read.append(i)
+            yield {"text": text}
+
+    stream = datasets.IterableDataset.from_generator(rows, features=datasets.Features({"text": datasets.Value("string")}))
+    out = stream.augment_with_fac(anchor_texts[:30], max_rows=8, max_calls=0, generator=local_generator,
+                                  feature_space=space, cache_dir=tmp_path, show_progress=False)
+    assert isinstance(out, datasets.IterableDataset) and len(read) <= 9  # the bounded pass (datasets reads one ahead)
+    got = list(out)
+    assert [r["text"] for r in got] == heldout_texts[:30] and not any(r["fac_synthetic"] for r in got)
+    # The bounded pass was measured as a Dataset of those rows is.
+    report = json.loads(next(tmp_path.glob("*/report.json")).read_text())
+    head = datasets.Dataset.from_dict({"text": heldout_texts[:8]})
+    direct = fac_datasets_ext.augment(head, anchor_texts[:30], max_calls=0, generator=local_generator,
+                                      feature_space=space, cache_dir=tmp_path / "direct", show_progress=False)
+    assert report["fac_before"] == direct.report["fac_before"]
+    from fac_metric import FacInputError
+
+    with pytest.raises(FacInputError, match="max_rows"):
+        stream.augment_with_fac(anchor_texts[:30], max_rows=0)
+
+
+def test_a_streams_new_rows_follow_it_in_one_schema(monkeypatch, heldout_texts):
+    """The assembly alone (the real synthesis is the test above): the stream's rows with
+    provenance, then the new rows, one schema, as an IterableDataset."""
+    from fac_datasets_ext import augmentation
+
+    def fake_augment(head, *args, **kwargs):
+        new = {"text": "a new sample", "fac_synthetic": True, "fac_target_feature": 7, "fac_activation": 3.5,
+               "fac_generator": "local"}
+        added = datasets.Dataset.from_list([new], features=augmentation._provenance_features(head))
+        return datasets.concatenate_datasets([augmentation.with_provenance(head), added])
+
+    monkeypatch.setattr(augmentation, "augment_with_fac", fake_augment)
+    stream = datasets.Dataset.from_dict({"text": heldout_texts[:5]}).to_iterable_dataset()
+    got = list(augmentation.augment_stream(stream, ["anchor"], max_rows=3))
+    assert [r["text"] for r in got] == heldout_texts[:5] + ["a new sample"]
+    assert [r["fac_synthetic"] for r in got] == [False] * 5 + [True] and got[-1]["fac_target_feature"] == 7
