@@ -30,7 +30,7 @@ from fac_metric.meaning import TopSpans, feature_spans
 from fac_metric.measure import DEFAULT_RELEVANCE, all_features
 from fac_metric.space import cache_dir as fac_cache_dir
 
-from .distributed import Ranks, encode_one_by_one, profile_spread
+from .distributed import Ranks, encode_blocks_in_workers, encode_one_by_one, profile_spread
 from .journal import Journal
 from .ontask import TaskGate
 from .prompts import PromptSet
@@ -46,7 +46,7 @@ ANCHOR_SPANS = 3
 """Anchor texts shown to the generator as examples of a missing feature (and whose spans it may see)."""
 EXAMPLE_CHARS = 1500
 """An example longer than this is cut at a word (a few-shot prompt of three stays well inside the context)."""
-_MAP_KWARGS = ("batch_size", "desc", "load_from_cache_file", "keep_in_memory")
+_MAP_KWARGS = ("batch_size", "desc", "load_from_cache_file", "keep_in_memory", "num_proc")
 
 
 @dataclass
@@ -116,6 +116,14 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
         ranks.barrier()
         batch_size = int(map_kwargs.get("batch_size") or 32)
         desc = map_kwargs.get("desc") or "Encoding"
+        num_proc = map_kwargs.get("num_proc")
+        if num_proc is not None and ranks.main:
+            if isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1:
+                raise FacInputError(f"num_proc={num_proc!r} must be a positive number of processes")
+            if num_proc > 1:  # the blocks land in the run's cache, read back below as if encoded here
+                for name, items in (("data", data_items), ("anchor", anchor_items)):
+                    encode_blocks_in_workers(space, items, run_dir / "encoded" / name, num_proc, batch_size=batch_size)
+        ranks.barrier()
         work: dict[str, Any] = {"rank": ranks.rank, "world": ranks.world, "data": {}, "anchor": {}}
         data_prof, data_active = profile_spread(space, data_items, ranks, thr, cache=run_dir / "encoded" / "data",
                                                 batch_size=batch_size, show_progress=show_progress and ranks.main,

@@ -53,7 +53,7 @@ def profile_spread(space, items: Sequence, ranks: Ranks, threshold: Threshold, *
 
     def encoded_blocks():
         for k, rows in mine:
-            path = folder / f"block-{k:06d}-{block}.safetensors" if folder is not None else None
+            path = folder / block_name(k, block) if folder is not None else None
             if path is not None and path.is_file():
                 acts, kind = SparseActivations.load(path), "loaded"
             else:
@@ -76,9 +76,66 @@ def profile_spread(space, items: Sequence, ranks: Ranks, threshold: Threshold, *
     return profile, SparseActivations.concat(found)
 
 
+def block_name(k: int, block: int = ENCODE_BLOCK) -> str:
+    """The cache file of encoding block ``k`` (of ``block`` texts) in a run folder."""
+    return f"block-{k:06d}-{block}.safetensors"
+
+
+def encode_blocks_in_workers(space, items: Sequence, folder: str | os.PathLike, num_proc: int, *,
+                             batch_size: int = 32, block: int = ENCODE_BLOCK) -> list[int]:
+    """Encode the blocks :func:`profile_spread` would, in ``num_proc`` worker processes, into its
+    cache ``folder`` (blocks already there are skipped); ``profile_spread`` then reads them all.
+
+    ``datasets.map``'s ``num_proc`` for the encoding pass: workers are spawned (a fork of a
+    process running torch threads can deadlock), load the space from its ``source`` once each,
+    and run one thread each. Returns the blocks they encoded.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from fac_metric import FacInputError
+
+    if space.source is None:
+        raise FacInputError("num_proc needs a feature space the workers can load again: pass its folder, its Hub "
+                            "id or None (the default), not a FeatureSpace built in memory")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    blocks = [range(start, min(start + block, len(items))) for start in range(0, len(items), block)]
+    todo = [k for k in range(len(blocks)) if not (folder / block_name(k, block)).is_file()]
+    if not todo:
+        return []
+    threads = max(1, (os.cpu_count() or 1) // num_proc)
+    tasks = [([items[i] for i in blocks[k]], str(folder / block_name(k, block)), batch_size) for k in todo]
+    with ProcessPoolExecutor(min(num_proc, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                             initializer=_start_worker, initargs=(space.source, space.fingerprint, threads)) as pool:
+        list(pool.map(_encode_block, tasks))
+    return todo
+
+
+_WORKER_SPACE = None
+
+
+def _start_worker(source, fingerprint: str, threads: int) -> None:
+    global _WORKER_SPACE
+    import torch
+
+    from fac_metric import FacMismatchError, get_feature_space
+
+    torch.set_num_threads(threads)
+    _WORKER_SPACE = get_feature_space(source)
+    if _WORKER_SPACE.fingerprint != fingerprint:
+        raise FacMismatchError(f"a worker loaded a feature space with fingerprint {_WORKER_SPACE.fingerprint}, not "
+                               f"{fingerprint}: its folder changed on disk during the run")
+
+
+def _encode_block(task: tuple) -> None:
+    texts, path, batch_size = task
+    _WORKER_SPACE.encode(texts, batch_size=batch_size, show_progress=False).save(path)  # atomic
+
+
 def encode_one_by_one(space, items: Sequence) -> SparseActivations:
     """Activations of each item encoded alone: a text's values then never depend on what else is encoded."""
     return SparseActivations.concat([space.encode([item], batch_size=1, show_progress=False) for item in items])
 
 
-__all__ = ["Ranks", "profile_spread", "encode_one_by_one", "ENCODE_BLOCK"]
+__all__ = ["Ranks", "profile_spread", "encode_blocks_in_workers", "block_name", "encode_one_by_one", "ENCODE_BLOCK"]

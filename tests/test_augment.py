@@ -437,3 +437,24 @@ def test_a_streams_new_rows_follow_it_in_one_schema(monkeypatch, heldout_texts):
     got = list(augmentation.augment_stream(stream, ["anchor"], max_rows=3))
     assert [r["text"] for r in got] == heldout_texts[:5] + ["a new sample"]
     assert [r["fac_synthetic"] for r in got] == [False] * 5 + [True] and got[-1]["fac_target_feature"] == 7
+
+
+def test_num_proc_encodes_the_blocks_in_workers_with_the_same_result(space, local_generator, heldout_texts,
+                                                                     brown_texts, anchor_texts, tmp_path):
+    import torch
+
+    train = datasets.Dataset.from_dict({"text": (heldout_texts + brown_texts)[:70]})
+    args = dict(max_calls=0, generator=local_generator, feature_space=space, show_progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker runs: GEMM sums then match to the last bit
+    try:
+        alone = fac_datasets_ext.augment(train, anchor_texts[:40], cache_dir=tmp_path / "one", **args)
+    finally:
+        torch.set_num_threads(threads)
+    spread = fac_datasets_ext.augment(train, anchor_texts[:40], cache_dir=tmp_path / "two", num_proc=2, **args)
+    work = json.loads(next((tmp_path / "two").glob("*/work/rank-0.json")).read_text())
+    assert work["data"] == {"loaded": [0, 1]} and work["anchor"] == {"loaded": [0]}  # workers encoded every block
+    assert spread.report["fac_before"] == alone.report["fac_before"]
+    assert spread.report["relevant"] == alone.report["relevant"]
+    with pytest.raises(fac_datasets_ext.augmentation.FacInputError, match="num_proc"):
+        fac_datasets_ext.augment(train, anchor_texts[:40], cache_dir=tmp_path / "bad", num_proc=0, **args)
