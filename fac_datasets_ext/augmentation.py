@@ -75,6 +75,9 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
     if unknown:
         raise FacInputError(f"unknown argument(s) {unknown}; map-style arguments accepted: {list(_MAP_KWARGS)}")
     _check_counts(budget=budget, max_calls=max_calls, max_features=max_features)
+    num_proc = map_kwargs.get("num_proc")
+    if num_proc is not None and (isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1):
+        raise FacInputError(f"num_proc={num_proc!r} must be a positive number of processes")
     if len(ds) == 0:
         raise FacInputError("the dataset has no rows: there is nothing to measure or augment")
     data_shape = shape_of(ds, shape=shape, column=column)
@@ -116,13 +119,10 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
         ranks.barrier()
         batch_size = int(map_kwargs.get("batch_size") or 32)
         desc = map_kwargs.get("desc") or "Encoding"
-        num_proc = map_kwargs.get("num_proc")
-        if num_proc is not None and ranks.main:
-            if isinstance(num_proc, bool) or not isinstance(num_proc, int) or num_proc < 1:
-                raise FacInputError(f"num_proc={num_proc!r} must be a positive number of processes")
-            if num_proc > 1:  # the blocks land in the run's cache, read back below as if encoded here
-                for name, items in (("data", data_items), ("anchor", anchor_items)):
-                    encode_blocks_in_workers(space, items, run_dir / "encoded" / name, num_proc, batch_size=batch_size)
+        if num_proc is not None and num_proc > 1 and ranks.main:
+            # The blocks land in the run's cache and are read back below as if encoded here.
+            for name, items in (("data", data_items), ("anchor", anchor_items)):
+                encode_blocks_in_workers(space, items, run_dir / "encoded" / name, num_proc, batch_size=batch_size)
         ranks.barrier()
         work: dict[str, Any] = {"rank": ranks.rank, "world": ranks.world, "data": {}, "anchor": {}}
         data_prof, data_active = profile_spread(space, data_items, ranks, thr, cache=run_dir / "encoded" / "data",

@@ -178,6 +178,7 @@ def _add_spans(sub) -> None:
     p.add_argument("--max-tokens", type=int, default=600_000, help="cap on the default corpus, in tokens")
     p.add_argument("--work-dir", default=".work/train", help="where the default corpus is downloaded")
     _add_run_options(p)
+    _add_processes_option(p)
 
 
 def cmd_spans(args) -> int:
@@ -187,8 +188,13 @@ def cmd_spans(args) -> int:
     from fac_metric.space import FeatureSpace, resolve_space_folder
     from fac_metric.training import TrainSpaceArgs, default_rows, describe, rows_within, split_heldout
 
+    from fac_metric import Ranks
+
     if args.k < 1:
         raise FacInputError(f"--k {args.k}: keep at least 1 example per feature")
+    ranks = Ranks.current()
+    if args.processes > 1 and ranks.world == 1:
+        return _spread(args.processes, args.argv)
     folder = resolve_space_folder(args.feature_space)
     space = FeatureSpace.load(folder)
     if args.data:
@@ -196,7 +202,10 @@ def cmd_spans(args) -> int:
     else:
         train_rows, _ = split_heldout(default_rows(Path(args.work_dir), TrainSpaceArgs.max_tokens))
         rows = rows_within(train_rows, args.max_tokens)
-    heaps = describe(space, rows, k=args.k, batch_size=args.batch_size, show_progress=not args.quiet)
+    heaps = describe(space, rows, k=args.k, batch_size=args.batch_size, show_progress=not args.quiet and ranks.main,
+                     ranks=ranks)
+    if not ranks.main:  # every process holds the merged spans; process 0 writes them
+        return 0
     out = Path(args.out) if args.out else folder
     if out != folder:
         shutil.copytree(folder, out, dirs_exist_ok=True)

@@ -48,11 +48,12 @@ def completion_body(content: str) -> dict:
 # transformers serve
 
 
-def _health(port: int) -> bool:
+def answers(port: int, path: str = "/health") -> bool:
+    """Whether a loopback server on ``port`` answers ``GET path`` with 200."""
     # http.client, not urllib: urllib would route loopback through a configured HTTP proxy.
     try:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("GET", "/health")
+        conn.request("GET", path)
         return conn.getresponse().status == 200
     except OSError:
         return False
@@ -76,7 +77,7 @@ def tserve(tmp_path_factory) -> Iterator[tuple[str, str]]:
         proc = subprocess.Popen(cmd, stdout=sink, stderr=subprocess.STDOUT, env=env)
     try:
         deadline = time.monotonic() + 120
-        while not _health(port):
+        while not answers(port):
             if proc.poll() is not None or time.monotonic() > deadline:
                 why = f"exited with {proc.returncode}" if proc.returncode is not None else "not healthy after 120 s"
                 tail = log.read_text(errors="replace")[-3000:]

@@ -443,18 +443,18 @@ def test_num_proc_encodes_the_blocks_in_workers_with_the_same_result(space, loca
                                                                      brown_texts, anchor_texts, tmp_path):
     import torch
 
-    train = datasets.Dataset.from_dict({"text": (heldout_texts + brown_texts)[:70]})
+    train = datasets.Dataset.from_dict({"text": (heldout_texts + brown_texts)[:66]})  # two blocks of 64
     args = dict(max_calls=0, generator=local_generator, feature_space=space, show_progress=False)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # as each worker runs: GEMM sums then match to the last bit
     try:
-        alone = fac_datasets_ext.augment(train, anchor_texts[:40], cache_dir=tmp_path / "one", **args)
+        alone = fac_datasets_ext.augment(train, anchor_texts[:20], cache_dir=tmp_path / "one", **args)
     finally:
         torch.set_num_threads(threads)
-    spread = fac_datasets_ext.augment(train, anchor_texts[:40], cache_dir=tmp_path / "two", num_proc=2, **args)
+    spread = fac_datasets_ext.augment(train, anchor_texts[:20], cache_dir=tmp_path / "two", num_proc=2, **args)
     work = json.loads(next((tmp_path / "two").glob("*/work/rank-0.json")).read_text())
     assert work["data"] == {"loaded": [0, 1]} and work["anchor"] == {"loaded": [0]}  # workers encoded every block
     assert spread.report["fac_before"] == alone.report["fac_before"]
     assert spread.report["relevant"] == alone.report["relevant"]
     with pytest.raises(fac_datasets_ext.augmentation.FacInputError, match="num_proc"):
-        fac_datasets_ext.augment(train, anchor_texts[:40], cache_dir=tmp_path / "bad", num_proc=0, **args)
+        fac_datasets_ext.augment(train, anchor_texts[:20], cache_dir=tmp_path / "bad", num_proc=0, **args)

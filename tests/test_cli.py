@@ -163,8 +163,8 @@ def test_score_in_two_processes_equals_one_array_by_array(tmp_path, coverage):
     from fac_metric.examples import load_example
 
     data, anchor = tmp_path / "data.jsonl", tmp_path / "anchor.jsonl"
-    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in load_example("ifeval_heldout")[:24]))
-    anchor.write_text("".join(json.dumps({"text": t}) + "\n" for t in load_example("ifeval_anchor")[:30]))
+    data.write_text("".join(json.dumps({"text": t}) + "\n" for t in load_example("ifeval_heldout")[:14]))
+    anchor.write_text("".join(json.dumps({"text": t}) + "\n" for t in load_example("ifeval_anchor")[:20]))
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     outs = {}
     for n in (1, 2):

@@ -33,7 +33,8 @@ def venv(tmp_path_factory):
                   str(root / "fac")], cwd=REPO)
     assert built.returncode == 0, built.stderr
     _run([sys.executable, "-m", "venv", str(root / "venv")]).check_returncode()
-    pip = _run([str(root / "venv/bin/python"), "-m", "pip", "install", "-q", "-c", str(REPO / "constraints.txt"),
+    # --no-compile: byte-compiling torch is a good share of the install, and not what is tested
+    pip = _run([str(root / "venv/bin/python"), "-m", "pip", "install", "-q", "--no-compile", "-c", str(REPO / "constraints.txt"),
                 "-r", "requirements.txt"], cwd=root / "fac")
     assert pip.returncode == 0, pip.stderr[-3000:]
     return root

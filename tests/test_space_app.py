@@ -9,7 +9,6 @@ to refresh the screenshot in the docs.
 
 from __future__ import annotations
 
-import http.client
 import os
 import shutil
 import subprocess
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.servers import free_port
+from tests.servers import answers, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 APP = ROOT / "fac_metric" / "fac" / "app.py"
@@ -46,15 +45,6 @@ def browser():
     driver.quit()
 
 
-def _up(port: int) -> bool:
-    try:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-        conn.request("GET", "/")
-        return conn.getresponse().status == 200
-    except OSError:
-        return False
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory):
     """The app as a Space runs it (``python app.py``), on a free loopback port, one thread."""
@@ -68,7 +58,7 @@ def app_url(tmp_path_factory):
         proc = subprocess.Popen([sys.executable, str(APP)], stdout=sink, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
     try:
         deadline = time.monotonic() + 120
-        while not _up(port):
+        while not answers(port, "/"):
             if proc.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"app.py did not serve (exit {proc.returncode}); log:\n{log.read_text(errors='replace')[-3000:]}")
             time.sleep(0.5)

@@ -5,7 +5,7 @@ import pytest
 
 from fac_metric.meaning.explain import add_spans, top_spans
 from fac_metric.space.feature_space import FeatureSpace
-from fac_metric.meaning.spans import SPAN_TOKENS, collect_spans
+from fac_metric.meaning.spans import SPAN_CHUNK, SPAN_TOKENS, collect_spans
 
 
 @pytest.fixture(scope="module")
@@ -36,6 +36,30 @@ def test_chunking_does_not_change_the_result(space, texts, heaps):
     small = collect_spans(space, texts, k=4, chunk_size=7, show_progress=False)
     assert np.array_equal(small.texts, heaps.texts) and np.array_equal(small.positions, heaps.positions)
     assert np.array_equal(small.token_counts, heaps.token_counts)
+
+
+def test_shards_of_the_corpus_merge_into_the_one_process_heaps(space, texts, heaps):
+    """What each process of `fac spans --processes N` collects: its batches (their text ids the
+    corpus'), the heaps merged across processes equal one pass over every text."""
+    from fac_metric.meaning.spans import TopSpans
+
+    for world, chunk_size in ((2, SPAN_CHUNK), (3, 7)):
+        parts = []
+        for rank in range(world):
+            part = TopSpans.for_space(space, 4)
+            for chunk in space.iter_peaks(texts, chunk_size=chunk_size, show_progress=False, shard=(rank, world)):
+                part.update(chunk)
+            parts.append(part)
+        assert sum(p.n_texts for p in parts) == len(texts) and all(p.n_texts < len(texts) for p in parts)
+        merged = parts[0]
+        for part in parts[1:]:
+            merged = merged.merge(part)
+        assert np.array_equal(merged.texts, heaps.texts) and np.array_equal(merged.positions, heaps.positions)
+        assert np.array_equal(merged.count, heaps.count) and merged.n_texts == heaps.n_texts
+        assert np.array_equal(merged.token_counts, heaps.token_counts) and (merged.spans == heaps.spans).all()
+        # The same batches as one process (default chunks) give the same floats; other chunks, to float error.
+        same = np.array_equal(merged.values, heaps.values)
+        assert same if chunk_size == SPAN_CHUNK else np.allclose(merged.values, heaps.values, rtol=1e-4)
 
 
 def test_a_span_ends_at_the_peak_token_of_its_text(space, texts, heaps):

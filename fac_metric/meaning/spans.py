@@ -20,7 +20,7 @@ True
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -93,6 +93,7 @@ class TopSpans:
         self.token_counts = np.zeros(vocab_size, np.int64)
         """How often each token id occurs among the corpus' counted tokens."""
         self.n_texts = 0
+        self._seen = 0  # texts of the corpus passed so far, this process' or not: the next chunk's first id
 
     @classmethod
     def for_space(cls, space, k: int, span_tokens: int = SPAN_TOKENS) -> "TopSpans":
@@ -107,8 +108,11 @@ class TopSpans:
     def update(self, chunk) -> None:
         """Fold one ``FeatureSpace.iter_peaks`` chunk in; text ids continue from the last chunk."""
         acts, peaks, tokens = chunk.acts, chunk.peaks, chunk.tokens
-        base = self.n_texts
+        base = self._seen
+        self._seen += chunk.chunk_texts if chunk.chunk_texts is not None else acts.n_texts
         self.n_texts += acts.n_texts
+        # A shard's texts are some of its chunk's: their ids are their places in the whole corpus.
+        where = chunk.positions if chunk.positions is not None else np.arange(acts.n_texts)
         # One vocabulary-sized count per chunk, not one per text.
         flat = np.fromiter((t for ids in tokens for t in ids), np.int64)
         if len(flat):
@@ -137,7 +141,7 @@ class TopSpans:
         cand_pos = np.zeros((m, self.k), np.int32)
         cand_row = np.full((m, self.k), -1, np.int64)
         cand_val[slot, new_rank] = val
-        cand_text[slot, new_rank] = rows + base
+        cand_text[slot, new_rank] = where[rows] + base
         cand_pos[slot, new_rank] = pos
         cand_row[slot, new_rank] = rows
         all_val = np.concatenate([self.values[touched], cand_val], axis=1)
@@ -155,6 +159,33 @@ class TopSpans:
         for r, c in zip(*np.nonzero(new_rows >= 0)):
             spans[r, c] = self._cut(tokens[new_rows[r, c]], int(self.positions[touched[r], c]))
         self.spans[touched] = spans
+
+    def merge(self, other: "TopSpans") -> "TopSpans":
+        """Both corpora's heaps together, as one pass over all their texts would fill them (the
+        shards of one corpus: text ids are already the corpus'). Ties break as in ``update``."""
+        if self.values.shape != other.values.shape:
+            raise FacInputError("only top spans of the same width and k merge")
+        text_key = lambda t: np.where(t < 0, np.iinfo(np.int64).max, t)  # noqa: E731
+        all_val = np.concatenate([self.values, other.values], axis=1)
+        all_text = np.concatenate([self.texts, other.texts], axis=1)
+        all_pos = np.concatenate([self.positions, other.positions], axis=1)
+        all_span = np.concatenate([self.spans, other.spans], axis=1)
+        order = np.lexsort((all_pos, text_key(all_text), -all_val), axis=1)[:, : self.k]
+        pick = lambda a: np.take_along_axis(a, order, axis=1)  # noqa: E731
+        self.values, self.texts, self.positions, self.spans = pick(all_val), pick(all_text), pick(all_pos), pick(all_span)
+        self.count = self.count + other.count
+        self.token_counts = self.token_counts + other.token_counts
+        self.n_texts += other.n_texts
+        self._seen = max(self._seen, other._seen)
+        return self
+
+    def __getstate__(self) -> dict:
+        # Sent between processes without the tokenizer (each process has its own).
+        return {k: v for k, v in self.__dict__.items() if k != "tokenizer"}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__dict__.update(state)
+        self.tokenizer = None
 
     def _cut(self, ids: list[int], position: int) -> tuple[str, int, int]:
         start = max(0, position - self.span_tokens + 1)
@@ -184,11 +215,22 @@ class TopSpans:
 
 
 def collect_spans(space, texts: Iterable, *, k: int = 20, span_tokens: int = SPAN_TOKENS, batch_size: int = 32,
-                  chunk_size: int = SPAN_CHUNK, show_progress: bool = True, desc: str = "Collecting spans") -> TopSpans:
+                  chunk_size: int = SPAN_CHUNK, show_progress: bool = True, desc: str = "Collecting spans",
+                  ranks: Any = None) -> TopSpans:
     """Stream ``texts`` through ``space`` once and keep every latent's top-``k`` spans
-    (``chunk_size`` texts at a time: see :data:`SPAN_CHUNK`)."""
+    (``chunk_size`` texts at a time: see :data:`SPAN_CHUNK`). ``ranks`` (a ``Ranks`` of several
+    processes, all called with the same texts): each reads its batches, the heaps merge, and
+    every process returns the one-process heaps."""
     heaps = TopSpans.for_space(space, k, span_tokens)
+    shard = (ranks.rank, ranks.world) if ranks is not None and ranks.world > 1 else None
     for chunk in space.iter_peaks(texts, batch_size=batch_size, chunk_size=chunk_size, show_progress=show_progress,
-                                  desc=desc):
+                                  desc=desc, shard=shard):
         heaps.update(chunk)
+    if shard is not None:
+        parts = ranks.gather([(ranks.rank, heaps)])
+        merged = parts[0]
+        for part in parts[1:]:
+            merged = merged.merge(part)
+        merged.tokenizer = space.reader.tokenizer
+        heaps = merged
     return heaps

@@ -118,6 +118,10 @@ class PeakChunk(NamedTuple):
     """``int32 [nnz]``, aligned with ``acts.indices``: counted-token position of each maximum."""
     tokens: list[list[int]]
     """Per text, its counted token ids (positions in ``peaks`` index into these)."""
+    positions: np.ndarray | None = None
+    """With ``shard=``: each text's position in its chunk (None: every text of the chunk, in order)."""
+    chunk_texts: int | None = None
+    """With ``shard=``: how many texts the whole chunk held (this process encoded ``positions``)."""
 
 
 class FeatureSpace:
@@ -527,13 +531,15 @@ class FeatureSpace:
         chunk_size: int = _TEXTS_PER_CHUNK,
         show_progress: bool = True,
         desc: str = "Reading peaks",
+        shard: tuple[int, int] | None = None,
     ) -> Iterator["PeakChunk"]:
         """Like :meth:`iter_encode`, plus where each activation peaks and the texts' counted tokens.
 
         What top-span collection needs: for every (text, latent) entry, the counted-token
         position of the max, and each text's counted token ids to cut the span from.
+        ``shard=(rank, world)``: this process' batches, as :meth:`iter_encode`.
         """
-        return self._iter_chunks(texts, batch_size, chunk_size, show_progress, desc, peaks=True)
+        return self._iter_chunks(texts, batch_size, chunk_size, show_progress, desc, peaks=True, shard=shard)
 
     def _iter_chunks(self, texts, batch_size: int, chunk_size: int, show_progress: bool, desc: str, *, peaks: bool,
                      shard: tuple[int, int] | None = None):
@@ -579,14 +585,17 @@ class FeatureSpace:
                     where[text_id] = pos[bounds[row] : bounds[row + 1]]
                 n_tokens[text_id] = batch.lengths[row]
             bar.update(len(ids))
+        mine = list(range(len(items)))
         if shard is not None:  # this process' texts only, in chunk order
             mine = [i for i, row in enumerate(rows) if row is not None]
-            rows, n_tokens = [rows[i] for i in mine], n_tokens[mine]
+            rows, n_tokens, where = [rows[i] for i in mine], n_tokens[mine], [where[i] for i in mine]
         acts = SparseActivations.from_rows(rows, n_tokens, self.d_sae, self.fingerprint)  # type: ignore[arg-type]
         if not peaks:
             return acts
-        counted = [[t for t, c in zip(tok.input_ids, tok.counted) if c] for tok in tokenized]
-        return PeakChunk(acts, np.concatenate(where).astype(np.int32) if where else np.zeros(0, np.int32), counted)
+        counted = [[t for t, c in zip(tokenized[i].input_ids, tokenized[i].counted) if c] for i in mine]
+        located = (np.asarray(mine, np.int64), len(items)) if shard is not None else (None, None)
+        return PeakChunk(acts, np.concatenate(where).astype(np.int32) if where else np.zeros(0, np.int32), counted,
+                         *located)
 
     def _pool(self, residuals: torch.Tensor, lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         """``[n_texts, d_sae]`` max over each text's tokens of the SAE activation, and its argmax.

@@ -176,12 +176,14 @@ def rows_within(rows: Sequence[dict], max_tokens: int) -> list[dict]:
     return kept
 
 
-def describe(space, rows: Sequence[dict], *, k: int = 20, batch_size: int = 32, show_progress: bool = True):
-    """Collect every latent's top spans over ``rows`` and write spans + summaries into ``space.facts``."""
+def describe(space, rows: Sequence[dict], *, k: int = 20, batch_size: int = 32, show_progress: bool = True,
+             ranks=None):
+    """Collect every latent's top spans over ``rows`` and write spans + summaries into ``space.facts``
+    (``ranks``: spread over the processes of a launch, the same spans as one process)."""
     from fac_metric.meaning.explain import add_spans
     from fac_metric.meaning.spans import collect_spans
 
-    heaps = collect_spans(space, row_items(rows), k=k, batch_size=batch_size, show_progress=show_progress)
+    heaps = collect_spans(space, row_items(rows), k=k, batch_size=batch_size, show_progress=show_progress, ranks=ranks)
     add_spans(space, heaps)
     return heaps
 
