@@ -80,7 +80,7 @@ def auto_dtype(device: torch.device) -> torch.dtype:
 
 _PREFIX_MODELS = frozenset({"llama", "mistral", "qwen2", "qwen3", "gemma", "gpt2"})
 """Architectures whose forward is known to take a prefix's ``DynamicCache`` and give the same
-residuals (tests/test_encoder.py); others run every token."""
+residuals (tests/test_sae_naming.py); others run every token."""
 
 
 class LayerReader:
