@@ -72,11 +72,12 @@ class Ranks:
 
             PartialState().wait_for_everyone()
 
-    def merged(self, profile):
-        """Every process' ``FeatureProfile`` merged (max/sum: exact, the same on every process)."""
+    def merged(self, part):
+        """Every process' ``part`` combined by its ``merge`` (a ``FeatureProfile``, an
+        ``AnchorMatch``, ``TopSpans``: max/sum, exact), the same on every process."""
         if self.world == 1:
-            return profile
-        parts = self.gather([(self.rank, profile)])
+            return part
+        parts = self.gather([(self.rank, part)])
         out = parts[0]
         for part in parts[1:]:
             out = out.merge(part)

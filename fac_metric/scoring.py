@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import numpy as np
-
 from fac_metric.errors import FacInputError, FacMismatchError, FacWarning
 from fac_metric.measure.activations import SparseActivations
 from fac_metric.measure.choices import COVERAGES, DEFAULT_COVERAGE, default_relevance
@@ -177,15 +175,25 @@ class Scorer:
             return ScoreOutput(self.fac(data_prof), data_prof, None, self.space)
         if self.coverage == "match" and (isinstance(data, FeatureProfile) or FeatureProfile.is_saved(data)):
             self.profile(data, name="data", on_chunk=lambda _: None)  # refuses it before the anchor is encoded
+        anchor_prof, chosen, heaps, anchor_acts = self._anchor_pass(anchor, anchor_spans)
+        match = None
+        if self.coverage == "match":
+            match = AnchorMatch(anchor_acts, self.threshold, chosen.features)
+            data_prof = self.profile(data, name="data", on_chunk=match.update)
+        return self._output(data_prof, anchor_prof, chosen, heaps, match)
+
+    def _anchor_pass(self, anchor: Any, anchor_spans: int):
+        """The anchor's profile, its relevant features, its top spans (texts only, else None) and,
+        with match coverage, its activations (else None)."""
         heaps = TopSpans.for_space(self.space, anchor_spans) if anchor_spans and _is_texts(anchor) else None
         anchor_chunks: list[SparseActivations] = []
         keep = anchor_chunks.append if self.coverage == "match" else None
         anchor_prof = self.profile(anchor, name="anchor", spans=heaps, on_chunk=keep)
         chosen = self.relevant(anchor_prof, anchor_spans=heaps)
-        match = None
-        if self.coverage == "match":
-            match = AnchorMatch(SparseActivations.concat(anchor_chunks), self.threshold, chosen.features)
-            data_prof = self.profile(data, name="data", on_chunk=match.update)
+        return anchor_prof, chosen, heaps, SparseActivations.concat(anchor_chunks) if keep else None
+
+    def _output(self, data_prof: FeatureProfile, anchor_prof: FeatureProfile, chosen: Relevance,
+                heaps: TopSpans | None, match: AnchorMatch | None) -> ScoreOutput:
         result = self.fac(data_prof, anchor_prof, chosen)
         if match is not None:
             result = self.with_match(result, match)
@@ -199,41 +207,26 @@ class Scorer:
             raise FacInputError("data must be texts to spread over processes (activations and profiles are already "
                                 "encoded): score them in one process")
         shard = (ranks.rank, ranks.world)
-        heaps = None
-        if anchor is None:
-            shared = None
-        else:
-            if ranks.main:
-                heaps = TopSpans.for_space(self.space, anchor_spans) if anchor_spans and _is_texts(anchor) else None
-                anchor_chunks: list[SparseActivations] = []
-                keep = anchor_chunks.append if self.coverage == "match" else None
-                anchor_prof = self.profile(anchor, name="anchor", spans=heaps, on_chunk=keep)
-                chosen = self.relevant(anchor_prof, anchor_spans=heaps)
-                acts = SparseActivations.concat(anchor_chunks) if keep else None
-                mine = [(0, (anchor_prof, chosen, acts))]
-            else:
-                mine = []
+        heaps = shared = None
+        if anchor is not None:
+            mine = []
+            if ranks.main:  # the spans stay here: only process 0 reports
+                anchor_prof, chosen, heaps, anchor_acts = self._anchor_pass(anchor, anchor_spans)
+                mine = [(0, (anchor_prof, chosen, anchor_acts))]
             shared = ranks.gather(mine)[0]
         match = None
         if shared is not None and self.coverage == "match":
             match = AnchorMatch(shared[2], self.threshold, shared[1].features)
-        data_prof = self.profile(data, name="data", on_chunk=match.update if match else None, shard=shard)
-        data_prof = ranks.merged(data_prof)
-        if match is not None:  # each anchor text's best match over every process' data: the max
-            parts = ranks.gather([(ranks.rank, (match.best, match.n_texts))])
-            match.best = np.max(np.stack([best for best, _ in parts]), axis=0)
-            match.n_texts = sum(n for _, n in parts)
+        data_prof = ranks.merged(self.profile(data, name="data", on_chunk=match.update if match else None, shard=shard))
+        if match is not None:  # each anchor text's best match over every process' data
+            match = ranks.merged(match)
         if data_prof.n_texts == 0:
             raise FacInputError("data: no texts to profile: pass at least one string or chat")
         if not ranks.main:
             return None
         if shared is None:
             return ScoreOutput(self.fac(data_prof), data_prof, None, self.space)
-        anchor_prof, chosen, _ = shared
-        result = self.fac(data_prof, anchor_prof, chosen)
-        if match is not None:
-            result = self.with_match(result, match)
-        return ScoreOutput(result, data_prof, anchor_prof, self.space, chosen, heaps, match=match)
+        return self._output(data_prof, shared[0], shared[1], heaps, match)
 
     @staticmethod
     def with_match(result: FACResult, match: AnchorMatch) -> FACResult:

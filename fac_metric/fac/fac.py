@@ -12,8 +12,7 @@ from pathlib import Path
 
 from fac_metric import FacInputError, FacWarning, get_feature_space, score
 from fac_metric.measure import SparseActivations
-from fac_metric.space.tokenization import NonBlank
-from fac_metric.space.tokenization import check_item, check_items
+from fac_metric.space.tokenization import NonBlank, check_item, check_items
 from fac_metric.meaning import measurement_result
 from fac_metric.measure import DEFAULT_COVERAGE
 
@@ -243,7 +242,6 @@ class FAC(evaluate.Measurement):
                     batch_size=batch_size, show_progress=show_progress,
                     anchor_spans=0, baselines=baselines, coverage=coverage)
         return measurement_result(out, n_missing)
-
 
     def _gathered_activations(self) -> SparseActivations:
         """Every process's activations, in rank order (process 0 holds all their locks by now)."""

@@ -227,10 +227,6 @@ def collect_spans(space, texts: Iterable, *, k: int = 20, span_tokens: int = SPA
                                   desc=desc, shard=shard):
         heaps.update(chunk)
     if shard is not None:
-        parts = ranks.gather([(ranks.rank, heaps)])
-        merged = parts[0]
-        for part in parts[1:]:
-            merged = merged.merge(part)
-        merged.tokenizer = space.reader.tokenizer
-        heaps = merged
+        heaps = ranks.merged(heaps)
+        heaps.tokenizer = space.reader.tokenizer  # not sent between processes
     return heaps

@@ -213,10 +213,14 @@ class LayerReader:
         return self._prefix_ok
 
     def _cache_kwarg(self) -> str:
-        """``cache`` in transformers >= 5.2x (``past_key_values`` is deprecated there), else the old name."""
-        import inspect
+        """``cache`` in transformers >= 5.2x (``past_key_values`` is deprecated there), else the old
+        name; looked up once, not on every batch."""
+        if getattr(self, "_cache_name", None) is None:
+            import inspect
 
-        return "cache" if "cache" in inspect.signature(self.model.forward).parameters else "past_key_values"
+            params = inspect.signature(self.model.forward).parameters
+            self._cache_name = "cache" if "cache" in params else "past_key_values"
+        return self._cache_name
 
     def _prefix_cache(self, prefix_ids: torch.Tensor, batch: int):
         """A fresh cache holding ``prefix_ids``' keys and values for ``batch`` texts (computed once
