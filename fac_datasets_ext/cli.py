@@ -230,10 +230,15 @@ def cmd_score(args) -> int:
     from fac_metric.meaning import baseline_rows, summary_line, write_report
 
     ranks = Ranks.current()
+    if args.processes > 1 and ranks.world == 1:
+        # The output folder only: loading the space here would hold a model idle in this
+        # process while the others work; process 0 runs the whole preflight.
+        from fac_metric.meaning import check_writable_folder
+
+        check_writable_folder(args.out, "--out")
+        return _spread(args.processes, args.argv)
     if ranks.main:
         _preflight(args, args.out)
-    if args.processes > 1 and ranks.world == 1:
-        return _spread(args.processes, args.argv)
     out = _score(args, _texts_or_profile(args.data, args.column, _hub(args)), _anchor(args), baselines=args.baselines,
                  ranks=ranks)
     if out is None:  # another process' share: process 0 reports
