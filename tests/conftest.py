@@ -57,3 +57,14 @@ def anchor_scored(space, anchor_texts, brown_texts):
     from fac_metric.scoring import score
 
     return score(brown_texts[:40], anchor_texts, feature_space=space, show_progress=False, coverage="binary")
+
+
+@pytest.fixture(scope="session")
+def validity_quick(tmp_path_factory):
+    """The validity study's quick mode, run once: ``(work, out)``, its encodings cache and its
+    results folder. The synthesis study's quick mode reads the same encodings from ``work``."""
+    from experiments.validity.__main__ import main
+
+    root = tmp_path_factory.mktemp("validity_quick")
+    main(["--quick", "--work", str(root / "work"), "--out", str(root / "out")])
+    return root / "work", root / "out"

@@ -30,13 +30,11 @@ def test_group_bootstrap_draws_whole_compositions():
             assert (drawn == g).sum() % (groups == g).sum() == 0
 
 
-def test_quick_study_writes_tables_plots_and_no_task_text(tmp_path):
-    from experiments.validity.__main__ import main
-
-    main(["--quick", "--work", str(tmp_path / "work"), "--out", str(tmp_path / "out")])
-    res = json.loads((tmp_path / "out" / "results.json").read_text())
-    md = (tmp_path / "out" / "results.md").read_text()
-    assert (tmp_path / "out" / "results_scatter.png").stat().st_size > 1000
+def test_quick_study_writes_tables_plots_and_no_task_text(validity_quick):
+    _, out = validity_quick
+    res = json.loads((out / "results.json").read_text())
+    md = (out / "results.md").read_text()
+    assert (out / "results_scatter.png").stat().st_size > 1000
     expected = {"fac[background,binary]", "cluster_coverage", "soft_coverage", "1 - self_bleu", "vendi", "set size"}
     assert expected <= set(res["table"])
     for name, row in res["table"].items():

@@ -40,9 +40,14 @@ class StudyConfig:
     small_anchor: int = 40
     n_prompt_background: int = 557
     n_boot: int = 2000
+    dtype: str = "auto"
+    """The feature space's compute dtype (``get_feature_space``)."""
 
 
-QUICK = StudyConfig(per_source=20, n_benign=30, sizes=(4, 8), small_anchor=8, n_prompt_background=20, n_boot=200)
+# float32 in the quick mode: the same floats on every CPU (bf16 is native on some, emulated on
+# others), and the encodings the synthesis study's quick mode reads from the same cache.
+QUICK = StudyConfig(per_source=20, n_benign=30, sizes=(4, 8), small_anchor=8, n_prompt_background=20, n_boot=200,
+                    dtype="float32")
 
 
 def _log(msg: str) -> None:
@@ -133,7 +138,7 @@ def run(work: Path, cfg: StudyConfig = StudyConfig()) -> dict:
     training_sets = sets_mod.design(items, sizes=cfg.sizes, n_benign=cfg.n_benign)
     anchor = sets_mod.anchor_rows(items)
     anchors = {"anchor": anchor, f"anchor{cfg.small_anchor}": sets_mod.small_anchor(anchor, cfg.small_anchor)}
-    space = get_feature_space(None)
+    space = get_feature_space(None, dtype=cfg.dtype)
     ids, texts = [it.id for it in items], [it.text for it in items]
     _log(f"{len(items)} texts, {len(training_sets)} training sets, anchor {len(anchor)}")
     acts = encode.sae_activations(space, ids, texts, work, "task")
