@@ -165,7 +165,13 @@ def _add_train(sub) -> None:
                         "models; another data order than the default recipe)")
     p.add_argument("--buffer-tokens", type=int, default=1_000_000,
                    help="with --stream-activations: residual rows shuffled together (memory: rows x hidden size x 2 bytes)")
+    p.add_argument("--shard-texts", type=int, default=2048,
+                   help="training rows per residual shard: what a killed run resumes from and what processes share")
     _add_run_options(p, batch=False)
+    p.add_argument("--processes", type=int, default=1,
+                   help="read residuals and train the SAE in N processes (CPU or one GPU each; data parallel, the "
+                        "steps of one process): fac starts them itself (torchrun); under an accelerate launch / "
+                        "torchrun of your own, leave it out")
 
 
 def _add_spans(sub) -> None:
@@ -425,16 +431,27 @@ def cmd_explain(args) -> int:
 
 
 def cmd_train_sae(args) -> int:
+    from fac_metric import FacInputError, Ranks
     from fac_metric.space import DEFAULT_LM
     from fac_metric.training import SAETrainConfig, TrainSpaceArgs, run
 
+    ranks = Ranks.current()
+    world = args.processes if ranks.world == 1 else ranks.world
+    if args.shard_texts < 1:
+        raise FacInputError(f"--shard-texts {args.shard_texts}: a shard holds at least 1 row")
+    if SAETrainConfig.batch_size % world:
+        raise FacInputError(f"{world} processes: each trains an equal slice of the {SAETrainConfig.batch_size}-row "
+                            "batch, so use a number of processes that divides it (2, 4, 8...)")
+    if args.processes > 1 and ranks.world == 1:
+        return _spread(args.processes, args.argv)
     rows = _read_rows(args.data, args.column) if args.data else None
     cfg = SAETrainConfig(d_sae=args.d_sae, k=args.k, lr=args.lr, epochs=args.epochs, seed=args.seed)
     quality = run(TrainSpaceArgs(out=Path(args.out), work_dir=Path(args.work_dir), model=args.model or DEFAULT_LM,
                                  layer=args.layer, rows=rows, dtype=args.dtype, max_tokens=args.max_tokens, train=cfg,
                                  show_progress=not args.quiet, device=args.device, stream=args.stream_activations,
-                                 buffer_tokens=args.buffer_tokens))
-    print(json.dumps(quality, indent=2))
+                                 buffer_tokens=args.buffer_tokens, shard_texts=args.shard_texts), ranks)
+    if ranks.main:
+        print(json.dumps(quality, indent=2))
     return 0
 
 

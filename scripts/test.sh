@@ -4,4 +4,4 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 export HF_HUB_OFFLINE=1 WANDB_MODE=disabled TOKENIZERS_PARALLELISM=false
-.venv/bin/python -m pytest -m "not slow" -q --durations=15 "$@"
+.venv/bin/python -m pytest -m "not slow" -q --durations=40 "$@"

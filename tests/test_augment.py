@@ -125,8 +125,8 @@ def test_trainer_runs_on_the_augmented_dataset(augmented, tmp_path):
 
 
 # ------------------------------------------------------------------ processes: kill -9 and accelerate
-RUN = dict(budget=2, max_features=8, samples_per_feature=2, max_new_tokens=40)
-RUN_ARGS = ["--budget", "2", "--max-features", "8", "--samples-per-feature", "2", "--max-new-tokens", "40", "--quiet"]
+RUN = dict(budget=2, max_features=4, samples_per_feature=2, max_new_tokens=40)
+RUN_ARGS = ["--budget", "2", "--max-features", "4", "--samples-per-feature", "2", "--max-new-tokens", "40", "--quiet"]
 """The same run, as ``augment`` keywords and as ``fac augment`` flags."""
 
 

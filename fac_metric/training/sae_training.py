@@ -25,6 +25,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from fac_metric.ranks import Ranks
 from fac_metric.space.layer_reader import LayerReader
 from fac_metric.training.residuals import InMemoryResiduals, ResidualShards, StreamedResiduals, drop_outliers
 from fac_metric.space.tokenization import TextRule, Tokenized, tokenize
@@ -80,13 +81,17 @@ def extract_shards(
     batch_size: int = 32,
     shard_texts: int = 2048,
     show_progress: bool = True,
+    ranks: Ranks | None = None,
 ) -> ResidualShards:
     """Counted-token residuals of ``rows``, written to fp16 shard files (none held in memory).
 
     Shards of ``shard_texts`` rows are written as they finish (write to a temporary name, then
     rename), and shards already on disk are kept instead of recomputed: a killed extraction
     resumes where it stopped. The LM may run on a GPU; shards are written from CPU copies.
+    ``ranks``: the processes of a launch share the shards round-robin (into one folder they all
+    see) and wait for each other; a shard's content does not depend on who wrote it.
     """
+    ranks = ranks or Ranks()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     shards = []
@@ -95,7 +100,7 @@ def extract_shards(
     for s in range(n_shards):
         path = out_dir / f"acts-{s:05d}.safetensors"
         chunk = rows[s * shard_texts : (s + 1) * shard_texts]
-        if not path.is_file():
+        if s % ranks.world == ranks.rank and not path.is_file():
             tokenized = tokenize_rows(reader, chunk)
             parts: list[tuple[int, torch.Tensor]] = []
             for ids in reader.batches(tokenized, batch_size):
@@ -110,27 +115,40 @@ def extract_shards(
         shards.append(path)
         bar.update(len(chunk))
     bar.close()
+    ranks.barrier()
     return ResidualShards(tuple(shards))
 
 
-def training_device(device: str | None = "auto") -> str:
-    """``auto``: the first CUDA GPU when there is one, else the CPU."""
+def training_device(device: str | None = "auto", ranks: Ranks | None = None) -> str:
+    """``auto``: this process' GPU under a launch (``cuda:<local rank>``), else the first CUDA GPU
+    when there is one, else the CPU."""
     if device in (None, "auto"):
+        if ranks is not None and ranks.device:
+            return ranks.device
         return "cuda" if torch.cuda.is_available() else "cpu"
     return str(device)
 
 
+NORM_BATCHES = 20
+"""Batches sae-lens' activation scaler reads to estimate the mean residual norm (training starts after them)."""
+
+
 def train_sae(data: "torch.Tensor | InMemoryResiduals | StreamedResiduals", cfg: SAETrainConfig,
-              checkpoint_dir: str | Path, *, device: str = "cpu"):
+              checkpoint_dir: str | Path, *, device: str = "cpu", ranks: Ranks | None = None):
     """Train a TopK SAE on ``data``; resume from the newest checkpoint in ``checkpoint_dir``.
 
     ``data``: residuals in RAM (a tensor) or streamed from shards (:class:`StreamedResiduals`).
-    ``device``: where the SAE trains (``cuda``: with autocast). Returns an inference ``TopKSAE``
-    on the CPU that works on raw residuals (norm scaling folded in).
+    ``device``: where the SAE trains (``cuda``: with autocast). ``ranks``: the processes of a
+    launch train one SAE data-parallel (each its slice of every batch: the steps of one process,
+    see :mod:`~fac_metric.training.ranked_trainer`); every process must pass the same ``data``.
+    Returns an inference ``TopKSAE`` on the CPU that works on raw residuals (norm scaling folded in).
     """
-    from sae_lens import LoggingConfig, SAETrainer, TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens import LoggingConfig, TopKTrainingSAE, TopKTrainingSAEConfig
     from sae_lens.config import SAETrainerConfig
 
+    from fac_metric.training.ranked_trainer import RankedTrainer, slices  # imports sae-lens: only when training
+
+    ranks = ranks or Ranks()
     if isinstance(data, torch.Tensor):
         data = InMemoryResiduals(data)
     torch.manual_seed(cfg.seed)
@@ -161,7 +179,7 @@ def train_sae(data: "torch.Tensor | InMemoryResiduals | StreamedResiduals", cfg:
         feature_sampling_window=max(cfg.dead_feature_window, 200),
         n_checkpoints=cfg.n_checkpoints,
         checkpoint_path=str(checkpoint_dir),
-        n_batches_for_norm_estimate=20,
+        n_batches_for_norm_estimate=NORM_BATCHES,
         logger=LoggingConfig(log_to_wandb=False),
         device=device,
         autocast=device.startswith("cuda"),
@@ -177,15 +195,18 @@ def train_sae(data: "torch.Tensor | InMemoryResiduals | StreamedResiduals", cfg:
     else:
         state = load_file(str(resume / "sae_weights.safetensors"))
         sae.load_state_dict({k: v for k, v in state.items() if k in sae.state_dict()}, strict=False)
-    trainer = SAETrainer(
-        cfg=trainer_cfg,
-        sae=sae,
-        data_provider=data.batches(cfg.batch_size, cfg.seed, skip=0),
-    )
+    trainer = RankedTrainer(cfg=trainer_cfg, sae=sae, data_provider=iter(()), ranks=ranks)
     if resume is not None:
-        trainer.load_trainer_state(resume)
-        trainer.data_provider = data.batches(cfg.batch_size, cfg.seed, skip=trainer.n_training_steps)
+        trainer.load_trainer_state(resume)  # with the scaling factor the weights were trained against
         trainer.checkpoint_thresholds = [t for t in trainer.checkpoint_thresholds if t > trainer.n_training_samples]
+    else:
+        # sae-lens' own estimate, as its fit() would make it, but from the global batches, so
+        # that every process of a launch gets the one-process factor.
+        trainer.activation_scaler.estimate_scaling_factor(d_in, data.batches(cfg.batch_size, cfg.seed), NORM_BATCHES)
+    # Training reads the batches after those the estimate read, fresh or resumed alike, so a
+    # resumed run trains on the batches the uninterrupted one would have.
+    trainer.data_provider = slices(data.batches(cfg.batch_size, cfg.seed, skip=NORM_BATCHES + trainer.n_training_steps),
+                                   ranks)
     trainer.fit()
     return _to_inference(trainer.sae)
 

@@ -18,6 +18,7 @@ from typing import Sequence
 
 import torch
 
+from fac_metric.ranks import Ranks
 from fac_metric.training.corpora import default_training_rows, split_heldout
 from fac_metric.space.layer_reader import LayerReader, hook_for_layer
 from fac_metric.space.models import DEFAULT_LM, load_lm
@@ -63,6 +64,8 @@ class TrainSpaceArgs:
     (for corpora or models whose residuals do not fit; another data order than the default recipe)."""
     buffer_tokens: int = 1_000_000
     """With ``stream``: residual rows shuffled together (memory: rows x d_model x 2 bytes)."""
+    shard_texts: int = 2048
+    """Training rows per residual shard: what a killed extraction resumes from, and what processes share."""
 
 
 def default_rows(work_dir: Path, max_tokens_hint: int, seed: int = 0) -> list[dict]:
@@ -85,43 +88,65 @@ def default_rows(work_dir: Path, max_tokens_hint: int, seed: int = 0) -> list[di
     return prompts + kept
 
 
-def run(args: TrainSpaceArgs) -> dict:
-    """Run (or resume) every stage; return the quality figures also written to ``quality.json``."""
+def run(args: TrainSpaceArgs, ranks: Ranks | None = None) -> dict:
+    """Run (or resume) every stage; return the quality figures also written to ``quality.json``.
+
+    ``ranks`` (default: the running launch, if any): the processes share the residual shards,
+    train one SAE data-parallel and share the top-span pass; process 0 alone measures quality
+    and writes the feature space (the others return ``{}``). The work directory must be one
+    folder every process sees.
+    """
+    ranks = ranks or Ranks.current()
     args.work_dir.mkdir(parents=True, exist_ok=True)
-    rows = list(args.rows) if args.rows is not None else default_rows(args.work_dir, args.max_tokens, args.train.seed)
+    if args.rows is not None:
+        rows = list(args.rows)
+    else:  # process 0 fetches the corpus packages first; the others read its copy
+        if not ranks.main:
+            ranks.barrier()
+        rows = default_rows(args.work_dir, args.max_tokens, args.train.seed)
+        if ranks.main:
+            ranks.barrier()
     train_rows, heldout_rows = split_heldout(rows)
     dtype = getattr(torch, args.dtype)
-    device = training_device(args.device)
+    device = training_device(args.device, ranks)
     model, tokenizer = load_lm(args.model, dtype=dtype, device=torch.device(device))
     reader = LayerReader(model, tokenizer, hook_for_layer(args.layer, getattr(model.config, "model_type", "llama")),
                          TextRule("chat", args.max_length))
-    save_run_config(
-        args.work_dir / "run_config.json", args.train, model=str(args.model), layer=args.layer,
-        n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows), max_length=args.max_length, dtype=args.dtype,
-    )
+    if ranks.main:
+        save_run_config(
+            args.work_dir / "run_config.json", args.train, model=str(args.model), layer=args.layer,
+            n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows), max_length=args.max_length,
+            dtype=args.dtype, processes=ranks.world,
+        )
     shards = extract_shards(reader, train_rows, args.work_dir / "residuals" / "train", batch_size=args.batch_size,
-                            show_progress=args.show_progress)
+                            shard_texts=args.shard_texts, show_progress=args.show_progress and ranks.main,
+                            ranks=ranks)
     if args.stream:
         data = StreamedResiduals(shards, args.train.outlier_factor, buffer_rows=args.buffer_tokens, seed=args.train.seed)
     else:  # the default recipe: every residual in RAM, one permutation per epoch
         data = InMemoryResiduals(drop_outliers(shards.load_all(), args.train.outlier_factor))
-    log.info("training on %d tokens on %s", data.n_rows, device)
+    log.info("training on %d tokens on %s (process %d of %d)", data.n_rows, device, ranks.rank + 1, ranks.world)
     sae_dir = args.work_dir / "sae"
     if not (sae_dir / "cfg.json").is_file():
-        sae = train_sae(data, args.train, args.work_dir / "checkpoints", device=device)
-        sae.save_model(sae_dir)
+        sae = train_sae(data, args.train, args.work_dir / "checkpoints", device=device, ranks=ranks)
+        if ranks.main:
+            sae.save_model(sae_dir)
+        ranks.barrier()
     del data
-    from sae_lens import SAE
+    quality: dict = {}
+    if ranks.main:  # held-out figures: small, one process' work
+        from sae_lens import SAE
 
-    sae = SAE.load_from_disk(str(sae_dir), device="cpu")
-    heldout = extract_activations(reader, heldout_rows, args.work_dir / "residuals" / "heldout",
-                                  batch_size=args.batch_size, show_progress=args.show_progress)
-    quality = sae_quality(sae, drop_outliers(heldout, args.train.outlier_factor))
-    general = [r["text"] for r in heldout_rows if "text" in r][:300]
-    quality.update(spliced_loss(reader, sae, general))
-    quality.update(model=str(args.model), layer=args.layer, n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows))
-    (args.work_dir / "quality.json").write_text(json.dumps(quality, indent=2))
-    finalize(args, reader, train_rows, heldout_rows, quality)
+        sae = SAE.load_from_disk(str(sae_dir), device="cpu")
+        heldout = extract_activations(reader, heldout_rows, args.work_dir / "residuals" / "heldout",
+                                      batch_size=args.batch_size, show_progress=args.show_progress)
+        quality = sae_quality(sae, drop_outliers(heldout, args.train.outlier_factor))
+        general = [r["text"] for r in heldout_rows if "text" in r][:300]
+        quality.update(spliced_loss(reader, sae, general))
+        quality.update(model=str(args.model), layer=args.layer, n_train_rows=len(train_rows),
+                       n_heldout_rows=len(heldout_rows))
+        (args.work_dir / "quality.json").write_text(json.dumps(quality, indent=2))
+    finalize(args, reader, train_rows, heldout_rows, quality, ranks)
     return quality
 
 
@@ -189,11 +214,14 @@ def describe(space, rows: Sequence[dict], *, k: int = 20, batch_size: int = 32, 
 
 
 def finalize(args: TrainSpaceArgs, reader: LayerReader, train_rows: Sequence[dict], heldout_rows: Sequence[dict],
-             quality: dict) -> Path:
+             quality: dict, ranks: Ranks | None = None) -> Path:
     """Write the feature-space folder: SAE + rule + scales + background + facts + spans + quality.
 
-    Reuses the LM that ``run`` loaded; the space encodes with a 512-token context.
+    Reuses the LM that ``run`` loaded; the space encodes with a 512-token context. ``ranks``:
+    every process calibrates (held-out text: small) and collects its share of the top spans;
+    process 0 writes the folder.
     """
+    ranks = ranks or Ranks()
     from sae_lens import SAE
 
     from fac_metric.space.feature_space import FeatureSpace
@@ -205,12 +233,13 @@ def finalize(args: TrainSpaceArgs, reader: LayerReader, train_rows: Sequence[dic
     space_reader = LayerReader(reader.model, reader.tokenizer, reader.hook, TextRule("chat", 512))
     space = FeatureSpace(space_reader, sae, model_name=str(args.model))
     background = [r["text"] for r in heldout_rows if "text" in r]
-    space = calibrate(space, row_items(heldout_rows), background, batch_size=args.batch_size,
-                      show_progress=args.show_progress)
-    describe(space, rows_within(train_rows, args.span_tokens), batch_size=args.batch_size,
-             show_progress=args.show_progress)
-    space.sae.to(torch.float16)  # halves the committed file
-    space.save(args.out)
-    space.sae.to(torch.float32)
-    (Path(args.out) / "quality.json").write_text(json.dumps(quality, indent=2) + "\n")
+    show = args.show_progress and ranks.main
+    space = calibrate(space, row_items(heldout_rows), background, batch_size=args.batch_size, show_progress=show)
+    describe(space, rows_within(train_rows, args.span_tokens), batch_size=args.batch_size, show_progress=show,
+             ranks=ranks)
+    if ranks.main:
+        space.sae.to(torch.float16)  # halves the committed file
+        space.save(args.out)
+        space.sae.to(torch.float32)
+        (Path(args.out) / "quality.json").write_text(json.dumps(quality, indent=2) + "\n")
     return Path(args.out)
