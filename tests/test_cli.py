@@ -36,7 +36,8 @@ def test_score_writes_report_json_and_plot(tmp_path, capsys):
     assert main(["score", str(example_path("brown_unseen")), "--anchor", str(out / "anchor_profile"),
                  "--out", str(again), "--quiet"]) == 2
     assert "coverage='binary'" in capsys.readouterr().err
-    assert main(["score", str(example_path("brown_unseen")), "--anchor", str(out / "anchor_profile"),
+    # (the data as its saved profile too: nothing is encoded again)
+    assert main(["score", str(out / "data_profile"), "--anchor", str(out / "anchor_profile"),
                  "--out", str(again), "--quiet", "--coverage", "binary", "--relevance", "all"]) == 0
     assert json.loads((again / "result.json").read_text())["fac"] == result["binary_fac"]
 
