@@ -136,10 +136,11 @@ def _add_score(sub) -> None:
     _add_processes_option(p)
 
 
-def _add_processes_option(p) -> None:
+def _add_processes_option(p, work: str = "encode the data in N processes (CPU or one GPU each), the same result "
+                                          "as one") -> None:
     p.add_argument("--processes", type=int, default=1,
-                   help="encode the data in N processes (CPU or one GPU each), the same result as one: fac starts them "
-                        "itself (torchrun); under an accelerate launch / torchrun of your own, leave it out")
+                   help=f"{work}: fac starts them itself (torchrun); under an accelerate launch / torchrun of your "
+                        "own, leave it out")
 
 
 def _add_train(sub) -> None:
@@ -168,10 +169,8 @@ def _add_train(sub) -> None:
     p.add_argument("--shard-texts", type=int, default=2048,
                    help="training rows per residual shard: what a killed run resumes from and what processes share")
     _add_run_options(p, batch=False)
-    p.add_argument("--processes", type=int, default=1,
-                   help="read residuals and train the SAE in N processes (CPU or one GPU each; data parallel, the "
-                        "steps of one process): fac starts them itself (torchrun); under an accelerate launch / "
-                        "torchrun of your own, leave it out")
+    _add_processes_option(p, "read residuals and train the SAE in N processes (CPU or one GPU each; data parallel, "
+                             "the steps of one process)")
 
 
 def _add_spans(sub) -> None:

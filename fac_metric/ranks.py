@@ -16,8 +16,9 @@ Without a launcher there is one process and nothing is gathered:
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Sequence, TypeVar
+from typing import Any, Iterator, Sequence, TypeVar
 
 _T = TypeVar("_T")
 
@@ -71,6 +72,16 @@ class Ranks:
             from accelerate import PartialState
 
             PartialState().wait_for_everyone()
+
+    @contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Run the block on process 0 first, then on the others (a download or a cache that the
+        others then read from process 0's copy instead of writing it at the same time)."""
+        if not self.main:
+            self.barrier()
+        yield
+        if self.main:
+            self.barrier()
 
     def merged(self, part):
         """Every process' ``part`` combined by its ``merge`` (a ``FeatureProfile``, an

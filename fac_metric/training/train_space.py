@@ -100,12 +100,9 @@ def run(args: TrainSpaceArgs, ranks: Ranks | None = None) -> dict:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     if args.rows is not None:
         rows = list(args.rows)
-    else:  # process 0 fetches the corpus packages first; the others read its copy
-        if not ranks.main:
-            ranks.barrier()
-        rows = default_rows(args.work_dir, args.max_tokens, args.train.seed)
-        if ranks.main:
-            ranks.barrier()
+    else:
+        with ranks.main_first():  # process 0 fetches the corpus packages; the others read its copy
+            rows = default_rows(args.work_dir, args.max_tokens, args.train.seed)
     train_rows, heldout_rows = split_heldout(rows)
     dtype = getattr(torch, args.dtype)
     device = training_device(args.device, ranks)
