@@ -130,7 +130,8 @@ def mean_residuals(space: FeatureSpace, texts: Sequence[str], batch_size: int = 
 
 
 def residuals(space: FeatureSpace, ids: Sequence[str], texts: Sequence[str], work: Path, name: str) -> np.ndarray:
-    fp = space.lm_fingerprint()
+    # The LM's fingerprint is dtype-blind (weights hashed at bf16), its residuals are not.
+    fp = f"{space.lm_fingerprint()}|{space.reader.dtype}"
     return _cached_npy(work / f"resid-{name}-{_key(ids, 'resid', fp)}.npy", "resid", fp, ids, texts,
                        lambda todo: mean_residuals(space, todo))
 
