@@ -136,9 +136,20 @@ def _add_score(sub) -> None:
     _add_processes_option(p)
 
 
+def _at_least_one(value: str) -> int:
+    """argparse type of a count of processes: a whole number >= 1 (0 or -2 would silently run one)."""
+    try:
+        n = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: {value!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{n}: a number of processes is 1 or more")
+    return n
+
+
 def _add_processes_option(p, work: str = "encode the data in N processes (CPU or one GPU each), the same result "
                                           "as one") -> None:
-    p.add_argument("--processes", type=int, default=1,
+    p.add_argument("--processes", type=_at_least_one, default=1,
                    help=f"{work}: fac starts them itself (torchrun); under an accelerate launch / torchrun of your "
                         "own, leave it out")
 

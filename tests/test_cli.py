@@ -125,6 +125,19 @@ def test_missing_file_and_unknown_column(tmp_path, capsys):
     assert "column 'prompt' is not in the data" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("command", ["score", "spans", "train-sae"])
+@pytest.mark.parametrize("value, message", [("0", "a number of processes is 1 or more"),
+                                            ("-2", "a number of processes is 1 or more"), ("1.5", "invalid int value")])
+def test_a_bad_number_of_processes_is_refused_before_anything_runs(tmp_path, capsys, command, value, message):
+    # 0 or -2 once ran one process silently (and train-sae divided by zero)
+    with pytest.raises(SystemExit) as stop:
+        main([command, *([] if command == "train-sae" else [str(example_path("ifeval_anchor"))]),
+              "--processes", value, "--out", str(tmp_path / "r")])
+    err = capsys.readouterr().err
+    assert stop.value.code == 2 and message in err and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
 def test_console_script_runs_as_a_module(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "fac_datasets_ext.cli", "--help"], capture_output=True, text=True)
     assert proc.returncode == 0 and all(c in proc.stdout for c in ("score", "explain", "spans", "train-sae"))
