@@ -31,6 +31,7 @@ from fac_metric.measure import DEFAULT_RELEVANCE, all_features
 from fac_metric.space import cache_dir as fac_cache_dir
 
 from .distributed import Ranks, encode_blocks_in_workers, encode_one_by_one, profile_spread
+from .encoder import declared_features
 from .journal import Journal
 from .ontask import TaskGate
 from .prompts import PromptSet
@@ -240,12 +241,13 @@ def augment_stream(self, anchor, budget: int | None = None, *args: Any, max_rows
 
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise FacInputError(f"max_rows={max_rows!r} must be a positive number of rows to read from the stream")
-    features = self.features if self.features is not None else self._resolve_features().features
-    head = datasets.Dataset.from_list(list(self.take(max_rows)), features=features)
-    if len(head) == 0:
+    rows = list(self.take(max_rows))
+    if not rows:
         raise FacInputError("the stream has no rows: there is nothing to measure or augment")
+    features = declared_features(self)
+    head = datasets.Dataset.from_list(rows, features=features)
     augmented = augment_with_fac(head, anchor, budget, *args, **kwargs)
-    new_rows = augmented.filter(lambda synthetic: synthetic, input_columns="fac_synthetic")
+    new_rows = augmented.select(np.flatnonzero(augmented["fac_synthetic"]))  # (filter() would draw a progress bar)
     prov = _provenance_features(head)
     if all(name in features for name in PROVENANCE_COLUMNS):  # an augmented stream keeps its provenance
         original = self

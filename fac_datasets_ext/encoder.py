@@ -42,6 +42,17 @@ _LIVE: "weakref.WeakValueDictionary[tuple[str, str, str], FeatureSpace]" = weakr
 parent's space here without loading it again or pickling it."""
 
 
+def declared_features(ds) -> Any:
+    """``ds.features``; for an untyped ``IterableDataset``, the types of its first row (read for
+    that). An empty stream has no types to read: a clear error rather than ``StopIteration``."""
+    if ds.features is None and hasattr(ds, "_resolve_features"):
+        try:
+            return ds._resolve_features().features
+        except StopIteration:
+            raise FacInputError("the stream has no rows: there is nothing to encode or augment") from None
+    return ds.features
+
+
 class FeatureEncoder:
     """Map-style encoder: ``ds.map(FeatureEncoder(space, column="text"), batched=True)``.
 
@@ -122,9 +133,7 @@ class FeatureEncoder:
         What ``IterableDataset.map`` needs as ``features=`` to know its output's types
         (``datasets`` cannot infer them from a function); a ``Dataset`` gets the same types.
         """
-        features = ds.features
-        if features is None and hasattr(ds, "_resolve_features"):  # an untyped stream: read its first row
-            features = ds._resolve_features().features
+        features = declared_features(ds)
         if features is None:
             raise FacInputError("the dataset does not declare its features: cast it first (ds.cast(features)) "
                                 "or pass features= to map yourself")

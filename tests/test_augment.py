@@ -421,6 +421,23 @@ def test_a_stream_is_augmented_from_a_bounded_pass_and_stays_a_stream(space, loc
         stream.augment_with_fac(anchor_texts[:30], max_rows=0)
 
 
+def test_an_empty_stream_gets_a_clear_error(anchor_texts):
+    """Typed or not: once ``datasets``' own "Keys mismatch" and a bare ``StopIteration``."""
+    from fac_datasets_ext import FeatureEncoder
+    from fac_metric import FacInputError
+
+    def nothing():
+        yield from ()
+
+    typed = datasets.Dataset.from_dict({"text": ["a", "b"]}).to_iterable_dataset().filter(lambda row: False)
+    untyped = datasets.IterableDataset.from_generator(nothing)
+    for stream in (typed, untyped):
+        with pytest.raises(FacInputError, match="the stream has no rows"):
+            stream.augment_with_fac(anchor_texts[:3])
+    with pytest.raises(FacInputError, match="the stream has no rows"):
+        FeatureEncoder(column="text").map(untyped)
+
+
 def test_a_streams_new_rows_follow_it_in_one_schema(monkeypatch, heldout_texts):
     """The assembly alone (the real synthesis is the test above): the stream's rows with
     provenance, then the new rows, one schema, as an IterableDataset."""
