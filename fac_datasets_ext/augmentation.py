@@ -30,7 +30,7 @@ from fac_metric.meaning import TopSpans, feature_spans
 from fac_metric.measure import DEFAULT_RELEVANCE, all_features
 from fac_metric.space import cache_dir as fac_cache_dir
 
-from .distributed import Ranks, encode_blocks_in_workers, encode_one_by_one, profile_spread
+from .distributed import Ranks, check_not_spawning, encode_blocks_in_workers, encode_one_by_one, profile_spread
 from .encoder import declared_features
 from .journal import Journal
 from .ontask import TaskGate
@@ -72,6 +72,7 @@ def augment(ds, anchor, budget: int | None = None, max_calls: int | None = None,
 
     See :func:`augment_with_fac` for the arguments; this returns the report and run folder too.
     """
+    check_not_spawning()
     unknown = sorted(set(map_kwargs) - set(_MAP_KWARGS))
     if unknown:
         raise FacInputError(f"unknown argument(s) {unknown}; map-style arguments accepted: {list(_MAP_KWARGS)}")
@@ -239,6 +240,7 @@ def augment_stream(self, anchor, budget: int | None = None, *args: Any, max_rows
     """
     import datasets
 
+    check_not_spawning()  # before reading the stream
     if isinstance(max_rows, bool) or not isinstance(max_rows, int) or max_rows < 1:
         raise FacInputError(f"max_rows={max_rows!r} must be a positive number of rows to read from the stream")
     rows = list(self.take(max_rows))

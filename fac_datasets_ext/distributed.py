@@ -92,6 +92,7 @@ def encode_blocks_in_workers(space, items: Sequence, folder: str | os.PathLike, 
     """
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
 
     from fac_metric import FacInputError
 
@@ -106,10 +107,33 @@ def encode_blocks_in_workers(space, items: Sequence, folder: str | os.PathLike, 
         return []
     threads = max(1, (os.cpu_count() or 1) // num_proc)
     tasks = [([items[i] for i in blocks[k]], str(folder / block_name(k, block)), batch_size) for k in todo]
-    with ProcessPoolExecutor(min(num_proc, len(todo)), mp_context=multiprocessing.get_context("spawn"),
-                             initializer=_start_worker, initargs=(space.source, space.fingerprint, threads)) as pool:
-        list(pool.map(_encode_block, tasks))
+    try:
+        with ProcessPoolExecutor(min(num_proc, len(todo)), mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_start_worker, initargs=(space.source, space.fingerprint, threads)) as pool:
+            list(pool.map(_encode_block, tasks))
+    except BrokenProcessPool:
+        raise FacInputError(f"an encoding worker of num_proc={num_proc} stopped (its message is above); in a script, "
+                            f"call it under `if __name__ == \"__main__\":` (workers are spawned and import the "
+                            "script again); the blocks already encoded are kept") from None
     return todo
+
+
+SPAWN_GUARD = ("fac: num_proc workers import your script again, and it calls augment_with_fac at import: "
+               "put the call under `if __name__ == \"__main__\":`")
+
+
+def check_not_spawning() -> None:
+    """Stop a spawned worker that is importing the user's script and reached an augment call in it.
+
+    A script without an ``if __name__ == "__main__":`` guard would otherwise run the whole
+    augmentation again in every worker (where it waits on the parent's run lock). The worker
+    exits with one line; the parent then says how to fix the script.
+    """
+    import multiprocessing
+
+    # What multiprocessing's own "bootstrapping phase" check reads: set while a child re-runs the main module.
+    if getattr(multiprocessing.current_process(), "_inheriting", False):
+        raise SystemExit(SPAWN_GUARD)
 
 
 _WORKER_SPACE = None

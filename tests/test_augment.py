@@ -456,6 +456,23 @@ def test_a_streams_new_rows_follow_it_in_one_schema(monkeypatch, heldout_texts):
     assert [r["fac_synthetic"] for r in got] == [False] * 5 + [True] and got[-1]["fac_target_feature"] == 7
 
 
+def test_num_proc_in_a_script_without_a_main_guard_says_how_to_fix_it(tmp_path):
+    """Spawned workers import the script again: unguarded, each once re-ran the augmentation and
+    met the parent's run lock (two RunBusyError tracebacks, then BrokenProcessPool)."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(
+        "import datasets, fac_datasets_ext\n"
+        "from fac_metric.examples import load_example\n"
+        "ds = datasets.Dataset.from_dict({'text': load_example('brown_unseen')[:3]})\n"
+        f"ds.augment_with_fac(load_example('ifeval_anchor')[:3], max_calls=0, num_proc=2, cache_dir={str(tmp_path)!r},\n"
+        "                    show_progress=False)\n")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 1 and "RunBusyError" not in done.stderr
+    assert "fac: num_proc workers import your script again" in done.stderr  # from the workers
+    assert done.stderr.strip().splitlines()[-1].startswith("fac_metric.errors.FacInputError: an encoding worker")
+
+
 def test_num_proc_encodes_the_blocks_in_workers_with_the_same_result(space, local_generator, heldout_texts,
                                                                      brown_texts, anchor_texts, tmp_path):
     import torch
