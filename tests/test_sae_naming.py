@@ -204,6 +204,25 @@ def test_names_sae_lens_uses_are_parsed_and_unknown_ones_refused(models, tmp_pat
         FeatureSpace.from_components(folder, sae_dir, dtype="float32", device="cpu")
 
 
+def test_layer_agrees_with_the_sae_s_hook_or_is_refused(models, tmp_path):
+    """``layer=N`` once replaced the SAE's recorded hook (a resid_pre SAE then read another tensor, and
+    a GPT-2 SAE lost its centring); now it must name the tensor the SAE reads."""
+    from fac_metric import FacInputError
+
+    folder, hf_model = models["gpt2"]
+    post = _write_sae(tmp_path / "post", 64, "blocks.2.hook_resid_post", center=True)
+    by_layer = FeatureSpace.from_components(folder, post, layer=2, dtype="float32", device="cpu")
+    by_hook = FeatureSpace.from_components(folder, post, dtype="float32", device="cpu")
+    assert by_layer.reader.site == by_hook.reader.site and by_layer.reader.site.center
+    assert by_layer.fingerprint == by_hook.fingerprint
+    pre = _write_sae(tmp_path / "pre", 64, "blocks.2.hook_resid_pre")
+    with pytest.raises(FacInputError, match=r"layer=2 .* records hook_name='blocks.2.hook_resid_pre'"):
+        FeatureSpace.from_components(folder, pre, layer=2, dtype="float32", device="cpu")
+    # hook= still overrides on purpose.
+    assert FeatureSpace.from_components(folder, pre, hook="transformer.h.2", dtype="float32",
+                                        device="cpu").reader.site.module == "transformer.h.2"
+
+
 @pytest.mark.parametrize("kind", ["llama", "gpt2", "qwen2", "mistral"])
 def test_the_shared_chat_prefix_runs_once_with_the_same_residuals(models, kind):
     """The template's scaffolding (system prompt, role markers) is run once per batch and reused

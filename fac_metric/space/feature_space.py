@@ -38,7 +38,7 @@ from fac_metric.errors import FacInputError, FacModelError
 from fac_metric.measure.activations import SparseActivations
 from fac_metric.measure.profile import FeatureProfile
 from fac_metric.measure.threshold import Threshold, with_dtype
-from fac_metric.space.hooks import centers_writes, is_transformer_lens_hook, layers_path
+from fac_metric.space.hooks import centers_writes, is_transformer_lens_hook, layers_path, resolve_hook
 from fac_metric.space.layer_reader import LayerReader, auto_dtype, hook_for_layer, layer_of_hook
 from fac_metric.space.models import DEFAULT_LM, load_lm, offline
 from fac_metric.space.sae_io import load_sae
@@ -193,8 +193,10 @@ class FeatureSpace:
     ) -> "FeatureSpace":
         """Build a feature space from an LM (path, Hub id or default) and an SAE (see ``load_sae``).
 
-        ``layer`` or ``hook`` names where the SAE reads (``hook`` defaults to the SAE's own
-        ``metadata.hook_name``, then to ``model.layers.{layer}``).
+        ``hook`` names where the SAE reads; without it, the SAE's own ``metadata.hook_name``
+        is used, and ``layer=N`` (the output of decoder layer N, TransformerLens'
+        ``blocks.N.hook_resid_post``) serves SAEs that record no hook. A ``layer`` that
+        disagrees with the SAE's recorded hook is refused (pass ``hook=`` to override it).
         """
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         torch_dtype = auto_dtype(device) if dtype == "auto" else (getattr(torch, dtype) if isinstance(dtype, str) else dtype)
@@ -206,7 +208,7 @@ class FeatureSpace:
         meta = getattr(sae_obj.cfg, "metadata", None)
         if hook is None:
             meta_hook = getattr(meta, "hook_name", None) if meta is not None else None
-            hook = hook_for_layer(layer, getattr(lm.config, "model_type", "llama")) if layer is not None else meta_hook
+            hook = meta_hook if layer is None else _layer_hook(layer, meta_hook, getattr(lm.config, "model_type", "llama"))
         if hook is None:
             raise FacInputError("say where the SAE reads: pass layer=N, or hook='blocks.N.hook_resid_post' "
                                 "(TransformerLens' name, as sae-lens records it) or a module path such as 'model.layers.N'")
@@ -632,6 +634,26 @@ class FeatureSpace:
 
 
 _LOADED: dict[Any, FeatureSpace] = {}
+
+
+def _layer_hook(layer: int, sae_hook: str | None, model_type: str) -> str:
+    """The hook ``layer=N`` means: the SAE's recorded one where it reads that layer's output
+    (its name keeps sae-lens' preprocessing, e.g. centring), ``model.layers.N`` where it records none.
+
+    >>> _layer_hook(3, "blocks.3.hook_resid_post", "llama")
+    'blocks.3.hook_resid_post'
+    >>> _layer_hook(3, None, "gpt2")
+    'transformer.h.3'
+    """
+    own = hook_for_layer(layer, model_type)
+    if sae_hook is None:
+        return own
+    ours, theirs = resolve_hook(model_type, own), resolve_hook(model_type, sae_hook)
+    if (ours.module, ours.side) != (theirs.module, theirs.side):
+        raise FacInputError(f"layer={layer} (the output of decoder layer {layer}) is not where the SAE reads: it "
+                            f"records hook_name={sae_hook!r}; drop layer= to use the SAE's hook, or pass hook= "
+                            "to read another tensor on purpose")
+    return sae_hook
 
 
 def _tapped(chunks: Iterable[SparseActivations], on_chunk: Callable[[SparseActivations], None]):
