@@ -41,7 +41,9 @@ def venv(tmp_path_factory):
 
 
 def _env(root: Path) -> dict:
-    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    # PYTHONDONTWRITEBYTECODE dropped: the venv is installed --no-compile, so the first import writes
+    # the bytecode and the later commands import in ~6 s instead of ~15 s.
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV", "PYTHONDONTWRITEBYTECODE")}
     env.update(HF_HUB_OFFLINE="1", FAC_CACHE=str(root / "fac_cache"), OMP_NUM_THREADS="1")
     return env
 

@@ -27,20 +27,20 @@ def anchor_profile(space, anchor_texts):
     return space.profile(anchor_texts[:80], batch_size=1, show_progress=False)
 
 
-def test_fifty_subsets_of_one_encoded_pool_equal_fifty_score_calls(space, heldout_texts, brown_texts, anchor_profile):
+def test_subsets_of_one_encoded_pool_equal_as_many_score_calls(space, heldout_texts, brown_texts, anchor_profile):
     texts = heldout_texts[:12] + brown_texts[:12]
     # batch_size=1: each text alone, so the pool's encoding and each score() call see the same floats.
     pool = space.encode(texts, batch_size=1, show_progress=False)
     scorer = Scorer(space, coverage="binary")  # a saved anchor profile: counts, so binary FAC
     relevant = scorer.relevant(anchor_profile)
     rng = random.Random(0)
-    subsets = [sorted(rng.sample(range(len(texts)), rng.randint(1, 8))) for _ in range(50)]
+    subsets = [sorted(rng.sample(range(len(texts)), rng.randint(1, 8))) for _ in range(20)]
     fast = [scorer.fac(scorer.profile(pool.select(s)), anchor_profile, relevant) for s in subsets]
     slow = [score([texts[i] for i in s], anchor_profile, feature_space=space, batch_size=1, show_progress=False,
                   coverage="binary").result
             for s in subsets]
     assert [r.to_dict() for r in fast] == [r.to_dict() for r in slow]
-    assert len({r.fac for r in fast}) > 10  # the subsets really differ
+    assert len({r.fac for r in fast}) > 8  # the subsets really differ
 
 
 def test_profile_from_saved_activations_equals_profile_from_texts(space, heldout_texts, tmp_path):
