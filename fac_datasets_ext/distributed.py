@@ -112,9 +112,11 @@ def encode_blocks_in_workers(space, items: Sequence, folder: str | os.PathLike, 
                                  initializer=_start_worker, initargs=(space.source, space.fingerprint, threads)) as pool:
             list(pool.map(_encode_block, tasks))
     except BrokenProcessPool:
-        raise FacInputError(f"an encoding worker of num_proc={num_proc} stopped (its message is above); in a script, "
-                            f"call it under `if __name__ == \"__main__\":` (workers are spawned and import the "
-                            "script again); the blocks already encoded are kept") from None
+        # A worker can also die of memory: the message names the usual cause and points at the real one.
+        raise FacInputError(f"an encoding worker of num_proc={num_proc} stopped (its message is above; where it says "
+                            "your script is imported again, call augment_with_fac under `if __name__ == "
+                            "\"__main__\":`, as spawned workers import the script); the blocks already encoded are "
+                            "kept") from None
     return todo
 
 
