@@ -35,12 +35,24 @@ def test_train_sae_builds_a_loadable_feature_space_and_resumes(tmp_path, capsys)
     assert space.token_counts is not None and space.token_counts.sum() > 0
     acts = space.encode(["A quiet morning in the valley."], show_progress=False)
     assert 0 < len(acts.row(0)[0]) <= 256 and np.all(acts.values > 0)
-    # a second run with the same arguments reuses every stage already on disk
-    shards = sorted((tmp_path / "work/residuals/train").iterdir())
-    mtimes = [p.stat().st_mtime_ns for p in shards]
+    # a second run with the same arguments finds the space built: nothing is read or written again
+    built = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "space").iterdir()}
     assert main(args) == 0
-    assert [p.stat().st_mtime_ns for p in sorted((tmp_path / "work/residuals/train").iterdir())] == mtimes
+    assert json.loads(capsys.readouterr().out) == quality
+    assert {p.name: p.stat().st_mtime_ns for p in (tmp_path / "space").iterdir()} == built
+    # killed after training (no finish record): the shards and the SAE are reused, the space rebuilt
+    shards = sorted((tmp_path / "work/residuals/train").iterdir())
+    mtimes = [p.stat().st_mtime_ns for p in [*shards, tmp_path / "work/sae/sae_weights.safetensors"]]
+    (tmp_path / "work/finished.json").unlink()
+    assert main(args) == 0
+    capsys.readouterr()
+    assert [p.stat().st_mtime_ns for p in [*sorted((tmp_path / "work/residuals/train").iterdir()),
+                                          tmp_path / "work/sae/sae_weights.safetensors"]] == mtimes
     assert FeatureSpace.load(tmp_path / "space", dtype="float32").fingerprint == space.fingerprint
+    # other settings on the same work directory are refused before anything runs (stale shards or
+    # an SAE of another recipe would otherwise stand for them)
+    assert main([a if a != "8" else "16" for a in args]) == 2
+    assert "holds the stages of a run with other settings (train differ)" in capsys.readouterr().err
     # --stream-activations: the same residual shards, trained from a buffer at a time (on the CPU here)
     import shutil
 

@@ -286,7 +286,3 @@ def spliced_loss(reader: LayerReader, sae, texts: Sequence[str], batch_size: int
         n_pred += int((labels[:, 1:] != -100).sum())
     clean, spliced = totals["clean"] / n_pred, totals["spliced"] / n_pred
     return {"clean_loss": clean, "spliced_loss": spliced, "loss_increase": spliced - clean, "n_predictions": n_pred}
-
-
-def save_run_config(path: Path, cfg: SAETrainConfig, **extra) -> None:
-    path.write_text(json.dumps({"train": cfg.to_dict(), **extra}, indent=2))

@@ -1,14 +1,16 @@
 """``fac train-sae``: from a corpus to a feature-space folder, in resumable stages.
 
 Owns: the order of the stages and their files under a work directory
-(``residuals/`` shards, ``checkpoints/``), so that a killed run restarted with the same
-arguments skips what is done. Stages: read residuals -> train the SAE -> save it into the
+(``residuals/`` shards, ``checkpoints/``, ``run_config.json``, ``finished.json``), so that a
+killed run restarted with the same arguments skips what is done, a finished one does nothing,
+and one with other settings (corpus, layer, recipe) is refused instead of reusing stale stages. Stages: read residuals -> train the SAE -> save it into the
 feature-space folder -> calibrate (per-latent scales and the background activations) ->
 measure quality. Must not: know the CLI's argument parsing.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import random
@@ -18,6 +20,7 @@ from typing import Sequence
 
 import torch
 
+from fac_metric.errors import FacInputError
 from fac_metric.ranks import Ranks
 from fac_metric.training.corpora import default_training_rows, split_heldout
 from fac_metric.space.layer_reader import LayerReader, hook_for_layer
@@ -30,7 +33,6 @@ from fac_metric.training.sae_training import (
     extract_shards,
     training_device,
     sae_quality,
-    save_run_config,
     spliced_loss,
     train_sae,
 )
@@ -104,17 +106,19 @@ def run(args: TrainSpaceArgs, ranks: Ranks | None = None) -> dict:
         with ranks.main_first():  # process 0 fetches the corpus packages; the others read its copy
             rows = default_rows(args.work_dir, args.max_tokens, args.train.seed)
     train_rows, heldout_rows = split_heldout(rows)
+    config = run_config(args, rows)
+    check_same_run(args.work_dir, config)  # every process, before process 0 records this run
+    finished = finished_quality(args, config)
+    if finished is not None:
+        log.info("%s was built from this work directory with these arguments: nothing to do", args.out)
+        return finished if ranks.main else {}
+    if ranks.main:
+        (args.work_dir / "run_config.json").write_text(json.dumps({**config, "processes": ranks.world}, indent=2))
     dtype = getattr(torch, args.dtype)
     device = training_device(args.device, ranks)
     model, tokenizer = load_lm(args.model, dtype=dtype, device=torch.device(device))
     reader = LayerReader(model, tokenizer, hook_for_layer(args.layer, getattr(model.config, "model_type", "llama")),
                          TextRule("chat", args.max_length))
-    if ranks.main:
-        save_run_config(
-            args.work_dir / "run_config.json", args.train, model=str(args.model), layer=args.layer,
-            n_train_rows=len(train_rows), n_heldout_rows=len(heldout_rows), max_length=args.max_length,
-            dtype=args.dtype, processes=ranks.world,
-        )
     shards = extract_shards(reader, train_rows, args.work_dir / "residuals" / "train", batch_size=args.batch_size,
                             shard_texts=args.shard_texts, show_progress=args.show_progress and ranks.main,
                             ranks=ranks)
@@ -144,7 +148,76 @@ def run(args: TrainSpaceArgs, ranks: Ranks | None = None) -> dict:
                        n_heldout_rows=len(heldout_rows))
         (args.work_dir / "quality.json").write_text(json.dumps(quality, indent=2))
     finalize(args, reader, train_rows, heldout_rows, quality, ranks)
+    if ranks.main:
+        record_finished(args, config)
     return quality
+
+
+# What a work directory's stages depend on, beside the training rows' hash. Not the process
+# count: N processes train the one-process SAE (to float summation order).
+def run_config(args: TrainSpaceArgs, rows: Sequence[dict]) -> dict:
+    """The settings a work directory's stages were made with (``run_config.json``)."""
+    digest = hashlib.sha256(json.dumps(list(rows), sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
+    n_train, n_heldout = (len(part) for part in split_heldout(rows))
+    return {"train": args.train.to_dict(), "model": str(args.model), "layer": args.layer, "n_train_rows": n_train,
+            "n_heldout_rows": n_heldout, "rows_sha256": digest, "max_length": args.max_length, "dtype": args.dtype,
+            "shard_texts": args.shard_texts, "stream": args.stream,
+            "buffer_tokens": args.buffer_tokens if args.stream else None}
+
+
+def check_same_run(work_dir: Path, config: dict) -> None:
+    """Refuse a work directory whose stages were made with other settings.
+
+    Its shards and SAE are reused by file name: with another corpus, layer or recipe they would
+    silently stand for this run. Nothing is deleted; the error names what differs.
+    """
+    path = work_dir / "run_config.json"
+    made = any((work_dir / stage).exists() for stage in ("residuals", "checkpoints", "sae"))
+    if not (made and path.is_file()):
+        return
+    try:
+        before = json.loads(path.read_text())
+    except (OSError, ValueError):
+        before = {}
+    # Keys an older fac did not record are not compared: its work directories still resume.
+    changed = sorted(k for k in before if k != "processes" and before[k] != config.get(k))
+    if changed:
+        raise FacInputError(f"{work_dir} holds the stages of a run with other settings ({', '.join(changed)} "
+                            "differ): give this run its own --work-dir, or delete that folder to start over")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _finish_record(args: TrainSpaceArgs, config: dict) -> dict:
+    out = Path(args.out)
+    return {"config": config, "out": str(out.resolve()), "span_tokens": args.span_tokens,
+            "out_sae_sha256": _sha256(out / "sae_weights.safetensors")}
+
+
+def record_finished(args: TrainSpaceArgs, config: dict) -> None:
+    """Note that ``args.out`` holds this run's feature space (``finished.json``)."""
+    (args.work_dir / "finished.json").write_text(json.dumps(_finish_record(args, config), indent=2))
+
+
+def finished_quality(args: TrainSpaceArgs, config: dict) -> dict | None:
+    """The run's quality figures where ``args.out`` already holds what this run would write (a
+    rerun then skips the LM passes of calibration, quality and top spans); else None."""
+    record, out = args.work_dir / "finished.json", Path(args.out)
+    needed = [record, args.work_dir / "quality.json", out / "sae_weights.safetensors", out / "feature_space.json"]
+    if not all(p.is_file() for p in needed):
+        return None
+    try:
+        if json.loads(record.read_text()) != _finish_record(args, config):
+            return None
+        return json.loads((args.work_dir / "quality.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def calibrate(space, calibration_texts: Sequence, background_texts: Sequence, *, batch_size: int = 32,
