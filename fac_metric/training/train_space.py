@@ -159,10 +159,11 @@ def run_config(args: TrainSpaceArgs, rows: Sequence[dict]) -> dict:
     """The settings a work directory's stages were made with (``run_config.json``)."""
     digest = hashlib.sha256(json.dumps(list(rows), sort_keys=True, ensure_ascii=False).encode("utf-8")).hexdigest()
     n_train, n_heldout = (len(part) for part in split_heldout(rows))
-    return {"train": args.train.to_dict(), "model": str(args.model), "layer": args.layer, "n_train_rows": n_train,
+    # Through JSON, so it compares equal to the copy read back from run_config.json (tuples, floats).
+    return json.loads(json.dumps({"train": args.train.to_dict(), "model": str(args.model), "layer": args.layer, "n_train_rows": n_train,
             "n_heldout_rows": n_heldout, "rows_sha256": digest, "max_length": args.max_length, "dtype": args.dtype,
             "shard_texts": args.shard_texts, "stream": args.stream,
-            "buffer_tokens": args.buffer_tokens if args.stream else None}
+            "buffer_tokens": args.buffer_tokens if args.stream else None}))
 
 
 def check_same_run(work_dir: Path, config: dict) -> None:
