@@ -50,8 +50,14 @@ def small_files(tmp_path, anchor_texts, brown_texts):
     return data, anchor
 
 
-def test_judge_relevance_through_an_http_generator(small_files, fake_endpoint, tmp_path, capsys):
+def test_judge_relevance_through_an_http_generator(small_files, fake_endpoint, tmp_path, capsys, monkeypatch):
+    import fac_metric.llm
+    from fac_metric.llm.answer_cache import llm_cache
     from tests.servers import completion_body
+
+    # Judgments are cached per generator URL, and a loopback port comes round again: a fresh
+    # answer store, so the 4 requests below are this run's (a reused port once answered from disk).
+    monkeypatch.setattr(fac_metric.llm, "llm_cache", lambda space, cache_dir=None: llm_cache(space, tmp_path / "llm"))
 
     endpoint = fake_endpoint(lambda n, payload: (200, json.dumps(completion_body("Final Decision: [[Yes]]")).encode(), 0.0))
     data, anchor = small_files
@@ -60,7 +66,7 @@ def test_judge_relevance_through_an_http_generator(small_files, fake_endpoint, t
     assert main(args) == 0
     result = json.loads((tmp_path / "r" / "result.json").read_text())
     assert result["relevance"] == "judge" and result["n_relevant"] == 4 and len(endpoint.requests) == 4
-    assert result["relevance_details"]["parse_rate"] == 1.0
+    assert result["relevance_details"]["parse_rate"] == 1.0 and any((tmp_path / "llm").iterdir())
     assert all(row["decision"] == "Yes" for row in result["top_missing"])
     assert "relevance=judge" in capsys.readouterr().out
     assert main(args[:6] + ["--quiet"]) == 2
