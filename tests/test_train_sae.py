@@ -15,12 +15,17 @@ from fac_metric.examples import example_path
 from fac_metric.space.feature_space import FeatureSpace
 
 
-def test_train_sae_builds_a_loadable_feature_space_and_resumes(tmp_path, capsys):
+def _small_run(tmp_path):
+    """A 120-text Brown corpus and the train-sae arguments of a small SAE on it: (corpus, args)."""
     corpus = tmp_path / "corpus.jsonl"
     texts = [json.loads(line)["text"] for line in example_path("brown_unseen").read_text().splitlines()][:120]
     corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    args = ["train-sae", "--out", str(tmp_path / "space"), "--work-dir", str(tmp_path / "work"), "--data", str(corpus),
-            "--d-sae", "256", "--k", "8", "--epochs", "3", "--shard-texts", "40", "--quiet"]
+    return corpus, ["train-sae", "--out", str(tmp_path / "space"), "--work-dir", str(tmp_path / "work"), "--data",
+                    str(corpus), "--d-sae", "256", "--k", "8", "--epochs", "3", "--shard-texts", "40", "--quiet"]
+
+
+def test_train_sae_builds_a_loadable_feature_space_and_resumes(tmp_path, capsys):
+    corpus, args = _small_run(tmp_path)
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out) == json.loads((tmp_path / "work/quality.json").read_text())
     quality = json.loads((tmp_path / "space/quality.json").read_text())
@@ -122,11 +127,7 @@ def test_two_processes_train_the_one_process_sae(tmp_path):
 
 @pytest.mark.slow  # ~2 min: the same CLI run in 1 and 2 processes (the trainer's equality is tested fast above)
 def test_train_sae_in_two_processes_builds_the_one_process_space(tmp_path):
-    corpus = tmp_path / "corpus.jsonl"
-    texts = [json.loads(line)["text"] for line in example_path("brown_unseen").read_text().splitlines()][:120]
-    corpus.write_text("".join(json.dumps({"text": t}) + "\n" for t in texts))
-    args = ["train-sae", "--out", str(tmp_path / "space"), "--work-dir", str(tmp_path / "work"), "--data", str(corpus),
-            "--d-sae", "256", "--k", "8", "--epochs", "3", "--shard-texts", "40", "--quiet"]
+    _, args = _small_run(tmp_path)
     assert main(args) == 0
     quality = json.loads((tmp_path / "space/quality.json").read_text())
     space = FeatureSpace.load(tmp_path / "space", dtype="float32")
